@@ -1,0 +1,33 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Module } from './module.js';
+import { Parameter } from './parameter.js';
+
+export interface LayerNormOptions {
+  dim: number;
+  /** Default 1e-5 (`nn.LayerNorm`; GPT-2's `layer_norm_epsilon`). */
+  eps?: number;
+}
+
+/** Layer normalisation over the last axis with a learned scale and shift. */
+export class LayerNorm extends Module {
+  readonly dim: number;
+  readonly eps: number;
+  readonly weight: Parameter;
+  readonly bias: Parameter;
+
+  constructor(options: LayerNormOptions) {
+    super();
+    this.dim = options.dim;
+    this.eps = options.eps ?? 1e-5;
+    this.weight = this.registerParameter('weight', new Parameter(tf.ones([options.dim])));
+    this.bias = this.registerParameter('bias', new Parameter(tf.zeros([options.dim])));
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const { mean, variance } = tf.moments(x, -1, true);
+      const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
+      return tf.add(tf.mul(normed, this.weight.value), this.bias.value);
+    });
+  }
+}

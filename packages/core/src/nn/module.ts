@@ -1,0 +1,212 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { Parameter } from './parameter.js';
+
+/** Reserved by JavaScript objects; never valid as module or parameter names. */
+const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+function checkName(kind: string, name: string): void {
+  if (name === '' || name.includes('.') || FORBIDDEN_NAMES.has(name)) {
+    throw new Error(`invalid ${kind} name "${name}": must be non-empty, without ".", and not a reserved word`);
+  }
+}
+
+/** Options of `loadStateDict`. */
+export interface LoadStateDictOptions {
+  /** When true (default) every parameter must be present and no extra key may be given. */
+  strict?: boolean;
+}
+
+/**
+ * A node of the module tree, like PyTorch's `nn.Module`: named parameters and named child modules,
+ * dotted names (`transformer.h.0.attn.c_attn.weight`), train/eval mode, state dicts.
+ */
+export abstract class Module {
+  training = true;
+  readonly #parameters = new Map<string, Parameter>();
+  readonly #children = new Map<string, Module>();
+
+  /** Register (or replace) a parameter under a local name. */
+  protected registerParameter(name: string, parameter: Parameter): Parameter {
+    checkName('parameter', name);
+    this.#parameters.set(name, parameter);
+    return parameter;
+  }
+
+  /** Register (or replace) a child module under a local name. */
+  protected registerModule<M extends Module>(name: string, module: M): M {
+    checkName('module', name);
+    this.#children.set(name, module);
+    return module;
+  }
+
+  /** Remove a child module without disposing it. */
+  protected removeModule(name: string): Module | undefined {
+    const child = this.#children.get(name);
+    this.#children.delete(name);
+    return child;
+  }
+
+  /** Remove a parameter without disposing it. */
+  protected removeParameter(name: string): Parameter | undefined {
+    const parameter = this.#parameters.get(name);
+    this.#parameters.delete(name);
+    return parameter;
+  }
+
+  /** Parameters registered directly on this module (not recursive). */
+  ownParameters(): IterableIterator<[string, Parameter]> {
+    return this.#parameters.entries();
+  }
+
+  /** Direct children. */
+  children(): IterableIterator<[string, Module]> {
+    return this.#children.entries();
+  }
+
+  /** This module (named `prefix`, '' at the root) and every descendant, depth first. */
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [name, child] of this.#children) {
+      yield* child.namedModules(prefix === '' ? name : `${prefix}.${name}`);
+    }
+  }
+
+  /**
+   * Every parameter with its dotted name. A parameter reachable through several paths (shared
+   * projections) is listed once, under the first name met, as PyTorch does.
+   */
+  *namedParameters(prefix = ''): Generator<[string, Parameter]> {
+    const seen = new Set<Parameter>();
+    for (const [moduleName, module] of this.namedModules(prefix)) {
+      for (const [name, parameter] of module.#parameters) {
+        if (seen.has(parameter)) continue;
+        seen.add(parameter);
+        yield [moduleName === '' ? name : `${moduleName}.${name}`, parameter];
+      }
+    }
+  }
+
+  parameters(): Parameter[] {
+    return [...this.namedParameters()].map(([, p]) => p);
+  }
+
+  /** The descendant at a dotted path ('' is this module). */
+  getSubmodule(path: string): Module {
+    if (path === '') return this;
+    let module: Module = this;
+    for (const part of path.split('.')) {
+      const child = module.#children.get(part);
+      if (!child) throw new Error(`no submodule "${path}" (missing "${part}")`);
+      module = child;
+    }
+    return module;
+  }
+
+  /** Replace the descendant at a dotted path; returns the module that was there. */
+  setSubmodule(path: string, replacement: Module): Module {
+    const cut = path.lastIndexOf('.');
+    const parent = cut < 0 ? this : this.getSubmodule(path.slice(0, cut));
+    const name = path.slice(cut + 1);
+    const previous = parent.#children.get(name);
+    if (!previous) throw new Error(`no submodule "${path}" to replace`);
+    parent.#children.set(name, replacement);
+    return previous;
+  }
+
+  /** Set training mode on this module and every descendant (dropout is active only in training). */
+  train(mode = true): this {
+    for (const [, module] of this.namedModules()) module.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /** Parameters by dotted name; the tensors are the live variables, not copies. */
+  stateDict(): Map<string, tf.Variable> {
+    const out = new Map<string, tf.Variable>();
+    for (const [name, parameter] of this.namedParameters()) out.set(name, parameter.value);
+    return out;
+  }
+
+  /**
+   * Assign values by dotted name. Every name and shape is checked before anything is assigned, so a
+   * failing load changes nothing. Does not take ownership of the given tensors.
+   */
+  loadStateDict(values: ReadonlyMap<string, tf.Tensor>, options: LoadStateDictOptions = {}): void {
+    const strict = options.strict ?? true;
+    const own = new Map(this.namedParameters());
+    const problems: string[] = [];
+    for (const [name, value] of values) {
+      const parameter = own.get(name);
+      if (!parameter) {
+        if (strict) problems.push(`unexpected key "${name}"`);
+        continue;
+      }
+      if (!tf.util.arraysEqual(parameter.shape, value.shape)) {
+        problems.push(`"${name}": shape [${value.shape}] does not match the model's [${parameter.shape}]`);
+      }
+    }
+    if (strict) {
+      for (const name of own.keys()) if (!values.has(name)) problems.push(`missing key "${name}"`);
+    }
+    if (problems.length > 0) {
+      throw new Error(`loadStateDict: ${problems.length} problem(s): ${problems.slice(0, 10).join('; ')}`);
+    }
+    for (const [name, value] of values) own.get(name)?.assign(value);
+  }
+
+  /** Dispose every parameter of this subtree. */
+  dispose(): void {
+    for (const parameter of this.parameters()) parameter.dispose();
+  }
+}
+
+/** A module whose children are addressed by key, like `nn.ModuleDict` (e.g. `lora_A.default`). */
+export class ModuleDict<M extends Module = Module> extends Module {
+  get(key: string): M | undefined {
+    for (const [name, child] of this.children()) if (name === key) return child as M;
+    return undefined;
+  }
+
+  set(key: string, module: M): void {
+    this.registerModule(key, module);
+  }
+
+  delete(key: string): M | undefined {
+    return this.removeModule(key) as M | undefined;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  keys(): string[] {
+    return [...this.children()].map(([name]) => name);
+  }
+}
+
+/** Parameters addressed by key, like `nn.ParameterDict` (e.g. VeRA's `vera_lambda_b.default`). */
+export class ParameterDict extends Module {
+  get(key: string): Parameter | undefined {
+    for (const [name, parameter] of this.ownParameters()) if (name === key) return parameter;
+    return undefined;
+  }
+
+  set(key: string, parameter: Parameter): void {
+    this.registerParameter(key, parameter);
+  }
+
+  delete(key: string): Parameter | undefined {
+    return this.removeParameter(key);
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  keys(): string[] {
+    return [...this.ownParameters()].map(([name]) => name);
+  }
+}
