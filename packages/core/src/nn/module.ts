@@ -1,12 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { Parameter } from './parameter.js';
+import type { Parameter } from './parameter.js';
 
 /** Reserved by JavaScript objects; never valid as module or parameter names. */
 const FORBIDDEN_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
 
 function checkName(kind: string, name: string): void {
   if (name === '' || name.includes('.') || FORBIDDEN_NAMES.has(name)) {
-    throw new Error(`invalid ${kind} name "${name}": must be non-empty, without ".", and not a reserved word`);
+    throw new Error(
+      `invalid ${kind} name "${name}": must be non-empty, without ".", and not a reserved word`,
+    );
   }
 }
 
@@ -24,12 +26,42 @@ export abstract class Module {
   training = true;
   readonly #parameters = new Map<string, Parameter>();
   readonly #children = new Map<string, Module>();
+  readonly #buffers = new Map<string, Parameter>();
 
   /** Register (or replace) a parameter under a local name. */
   protected registerParameter(name: string, parameter: Parameter): Parameter {
     checkName('parameter', name);
     this.#parameters.set(name, parameter);
     return parameter;
+  }
+
+  /**
+   * Register (or replace) a buffer: a frozen tensor that is part of the state dict but not a
+   * parameter (not counted, never trained), like PyTorch's `register_buffer` (e.g. VeRA's shared
+   * projections). Its holder is a `Parameter` with `requiresGrad` false, so it can be assigned.
+   */
+  protected registerBuffer(name: string, buffer: Parameter): Parameter {
+    checkName('buffer', name);
+    buffer.requiresGrad = false;
+    this.#buffers.set(name, buffer);
+    return buffer;
+  }
+
+  /** Buffers registered directly on this module. */
+  ownBuffers(): IterableIterator<[string, Parameter]> {
+    return this.#buffers.entries();
+  }
+
+  /** Every buffer with its dotted name, shared ones listed once. */
+  *namedBuffers(prefix = ''): Generator<[string, Parameter]> {
+    const seen = new Set<Parameter>();
+    for (const [moduleName, module] of this.namedModules(prefix)) {
+      for (const [name, buffer] of module.#buffers) {
+        if (seen.has(buffer)) continue;
+        seen.add(buffer);
+        yield [moduleName === '' ? name : `${moduleName}.${name}`, buffer];
+      }
+    }
   }
 
   /** Register (or replace) a child module under a local name. */
@@ -51,6 +83,13 @@ export abstract class Module {
     const parameter = this.#parameters.get(name);
     this.#parameters.delete(name);
     return parameter;
+  }
+
+  /** Remove a buffer without disposing it. */
+  protected removeBuffer(name: string): Parameter | undefined {
+    const buffer = this.#buffers.get(name);
+    this.#buffers.delete(name);
+    return buffer;
   }
 
   /** Parameters registered directly on this module (not recursive). */
@@ -123,10 +162,16 @@ export abstract class Module {
     return this.train(false);
   }
 
-  /** Parameters by dotted name; the tensors are the live variables, not copies. */
+  /** Parameters and buffers by dotted name, like PyTorch's `named_parameters` plus `named_buffers`. */
+  *namedTensors(): Generator<[string, Parameter]> {
+    yield* this.namedParameters();
+    yield* this.namedBuffers();
+  }
+
+  /** Parameters and buffers by dotted name; the tensors are the live variables, not copies. */
   stateDict(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
-    for (const [name, parameter] of this.namedParameters()) out.set(name, parameter.value);
+    for (const [name, parameter] of this.namedTensors()) out.set(name, parameter.value);
     return out;
   }
 
@@ -136,7 +181,7 @@ export abstract class Module {
    */
   loadStateDict(values: ReadonlyMap<string, tf.Tensor>, options: LoadStateDictOptions = {}): void {
     const strict = options.strict ?? true;
-    const own = new Map(this.namedParameters());
+    const own = new Map(this.namedTensors());
     const problems: string[] = [];
     for (const [name, value] of values) {
       const parameter = own.get(name);
@@ -157,9 +202,9 @@ export abstract class Module {
     for (const [name, value] of values) own.get(name)?.assign(value);
   }
 
-  /** Dispose every parameter of this subtree. */
+  /** Dispose every parameter and buffer of this subtree. */
   dispose(): void {
-    for (const parameter of this.parameters()) parameter.dispose();
+    for (const [, tensor] of this.namedTensors()) tensor.dispose();
   }
 }
 
@@ -187,19 +232,34 @@ export class ModuleDict<M extends Module = Module> extends Module {
   }
 }
 
-/** Parameters addressed by key, like `nn.ParameterDict` (e.g. VeRA's `vera_lambda_b.default`). */
+/**
+ * Parameters addressed by key, like `nn.ParameterDict` (e.g. VeRA's `vera_lambda_b.default`).
+ * With `{ buffers: true }` the entries are buffers, like PEFT's `BufferDict` (`vera_A.default`).
+ */
 export class ParameterDict extends Module {
+  readonly holdsBuffers: boolean;
+
+  constructor(options: { buffers?: boolean } = {}) {
+    super();
+    this.holdsBuffers = options.buffers ?? false;
+  }
+
+  #entries(): IterableIterator<[string, Parameter]> {
+    return this.holdsBuffers ? this.ownBuffers() : this.ownParameters();
+  }
+
   get(key: string): Parameter | undefined {
-    for (const [name, parameter] of this.ownParameters()) if (name === key) return parameter;
+    for (const [name, parameter] of this.#entries()) if (name === key) return parameter;
     return undefined;
   }
 
   set(key: string, parameter: Parameter): void {
-    this.registerParameter(key, parameter);
+    if (this.holdsBuffers) this.registerBuffer(key, parameter);
+    else this.registerParameter(key, parameter);
   }
 
   delete(key: string): Parameter | undefined {
-    return this.removeParameter(key);
+    return this.holdsBuffers ? this.removeBuffer(key) : this.removeParameter(key);
   }
 
   has(key: string): boolean {
@@ -207,6 +267,6 @@ export class ParameterDict extends Module {
   }
 
   keys(): string[] {
-    return [...this.ownParameters()].map(([name]) => name);
+    return [...this.#entries()].map(([name]) => name);
   }
 }
