@@ -15,6 +15,11 @@ export interface LinearOptions {
   fanInFanOut?: boolean;
   /** Initial weight (ownership taken); default kaiming-uniform a=sqrt(5) like `nn.Linear`. */
   weight?: tf.Tensor;
+  /**
+   * Use another module's parameter as the weight (tied weights, e.g. GPT-2's `lm_head` and `wte`).
+   * It is listed once by `namedParameters`, under the name met first.
+   */
+  tiedWeight?: Parameter;
   /** Initial bias (ownership taken); default U(±1/sqrt(in)) like `nn.Linear`. */
   biasValue?: tf.Tensor;
 }
@@ -37,11 +42,19 @@ export class Linear extends Module {
     this.outFeatures = outFeatures;
     this.fanInFanOut = options.fanInFanOut ?? false;
     const shape = this.fanInFanOut ? [inFeatures, outFeatures] : [outFeatures, inFeatures];
-    const weight = options.weight ?? kaimingUniform(shape, inFeatures);
-    if (!tf.util.arraysEqual(weight.shape, shape)) {
-      throw new Error(`Linear: weight shape [${weight.shape}] must be [${shape}]`);
+    if (options.tiedWeight) {
+      if (!tf.util.arraysEqual(options.tiedWeight.shape, shape)) {
+        throw new Error(`Linear: tied weight shape [${options.tiedWeight.shape}] must be [${shape}]`);
+      }
+      this.weight = this.registerParameter('weight', options.tiedWeight);
+    } else {
+      const weight = options.weight ?? kaimingUniform(shape, inFeatures);
+      if (!tf.util.arraysEqual(weight.shape, shape)) {
+        weight.dispose();
+        throw new Error(`Linear: weight shape [${weight.shape}] must be [${shape}]`);
+      }
+      this.weight = this.registerParameter('weight', new Parameter(weight));
     }
-    this.weight = this.registerParameter('weight', new Parameter(weight));
     if (options.bias ?? true) {
       const bias = options.biasValue ?? uniform([outFeatures], 1 / Math.sqrt(inFeatures));
       if (!tf.util.arraysEqual(bias.shape, [outFeatures])) {
