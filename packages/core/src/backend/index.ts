@@ -1,1 +1,2 @@
-export {};
+// Backend selection and the gradient registration that tfjs-core's Node bundle leaves out.
+export { registerAllGradients, tfjsGradientKernelNames } from './register_gradients.js';
