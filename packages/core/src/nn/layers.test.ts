@@ -43,7 +43,11 @@ describe('Linear', () => {
       const y = layer.forward(tf.tensor3d([x]));
       expect(y.shape).toEqual([1, 2, 2]);
       const got = (y.arraySync() as number[][][])[0]!;
-      got.forEach((row, r) => row.forEach((v, c) => expect(v).toBeCloseTo(expected[r]![c]!, 6)));
+      got.forEach((row, r) => {
+        row.forEach((v, c) => {
+          expect(v).toBeCloseTo(expected[r]![c]!, 6);
+        });
+      });
     }
     expect(() => new Linear({ inFeatures: 3, outFeatures: 2, weight: tf.zeros([3, 2]) })).toThrow(
       /must be \[2,3\]/,
@@ -124,7 +128,9 @@ describe('norms', () => {
     const got = norm.forward(tf.tensor2d(x)).arraySync() as number[][];
     x.forEach((row, r) => {
       const rms = Math.sqrt(row.reduce((a, b) => a + b * b, 0) / 3 + 1e-6);
-      row.forEach((v, c) => expect(got[r]![c]).toBeCloseTo((v / rms) * [1, 0.5, 2][c]!, 5));
+      row.forEach((v, c) => {
+        expect(got[r]![c]).toBeCloseTo((v / rms) * [1, 0.5, 2][c]!, 5);
+      });
     });
   });
 });
