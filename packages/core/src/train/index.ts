@@ -1,1 +1,32 @@
-export {};
+export { AdamW, type AdamWOptions } from './adamw.js';
+export { clipGradNorm, globalNorm } from './clip.js';
+export { type MemoryAccount, measureMemory, measureStepPeak, type StepPeak, tensorBytes } from './memory.js';
+export type { Optimizer, OptimizerState } from './optimizer.js';
+export {
+  biasAndNormNoDecay,
+  type NamedParameters,
+  type NoDecayRule,
+  type ParameterGroup,
+  weightDecayGroups,
+} from './parameter_groups.js';
+export {
+  type CosineOptions,
+  constantSchedule,
+  constantScheduleWithWarmup,
+  cosineScheduleWithWarmup,
+  type DecayOptions,
+  type LearningRateSchedule,
+  linearScheduleWithWarmup,
+  type WarmupOptions,
+} from './schedule.js';
+export {
+  type Metrics,
+  NonFiniteLossError,
+  type StepInfo,
+  Trainer,
+  type TrainerCallbacks,
+  type TrainerOptions,
+  type TrainingState,
+  type TrainOptions,
+  type TrainResult,
+} from './trainer.js';
