@@ -92,7 +92,7 @@ function tryBackend(backend: BackendName, options: InitBackendOptions, forced: b
 async function tryWebGPU(forced: boolean): Promise<Attempt> {
   const found = await requestWebGPUAdapter();
   if (found.adapter === null) return { ok: false, reason: found.reason };
-  const via = found.vulkanDriver ? `; Vulkan driver ${found.vulkanDriver}` : '';
+  const via = found.vulkanDriver ? `; Vulkan driver: ${found.vulkanDriver}` : '';
   if (found.software && !forced) {
     return {
       ok: false,

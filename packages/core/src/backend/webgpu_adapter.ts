@@ -108,16 +108,24 @@ async function requestNodeAdapter(): Promise<WebGPUAdapterResult> {
   // Attempts, in order: the environment's choice, or the loader's default search (finds real GPUs and
   // any ICD installed system-wide), then each CPU driver found on disk.
   const env = process.env;
-  const fromEnv = env.VK_ICD_FILENAMES ?? env.VK_DRIVER_FILES;
+  const envName = env.VK_ICD_FILENAMES
+    ? 'VK_ICD_FILENAMES'
+    : env.VK_DRIVER_FILES
+      ? 'VK_DRIVER_FILES'
+      : undefined;
+  const fromEnv = envName && env[envName];
   const attempts: { icd?: string; label: string }[] = fromEnv
-    ? [{ label: `VK_ICD_FILENAMES=${fromEnv} (from the environment)` }]
-    : [{ label: "found by the Vulkan loader's default search" }];
+    ? [{ label: `${envName}=${fromEnv} (set in the environment)` }]
+    : [{ label: "the Vulkan loader's default search" }];
   if (!fromEnv) {
     const nodeFs = 'node:fs';
     const { existsSync } = (await import(/* @vite-ignore */ nodeFs)) as typeof import('node:fs');
     for (const icd of CPU_VULKAN_ICDS) {
       if (existsSync(icd.path))
-        attempts.push({ icd: icd.path, label: `${icd.name} (initBackend set VK_ICD_FILENAMES=${icd.path})` });
+        attempts.push({
+          icd: icd.path,
+          label: `${icd.name}, VK_ICD_FILENAMES=${icd.path} (set by initBackend)`,
+        });
     }
   }
 
