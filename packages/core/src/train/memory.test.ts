@@ -94,6 +94,7 @@ describe.each(['cpu', 'wasm'])('measureStepPeak on %s', (backend) => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
+    await expect(measureStepPeak(() => measureStepPeak(() => 1))).rejects.toThrow(/cannot be nested/);
     const empty = await measureStepPeak(() => 3);
     expect(empty).toEqual({
       result: 3,

@@ -48,6 +48,9 @@ export interface StepPeak<T> {
  * baselineBytes` is what the step adds on top of what was already there.
  */
 export async function measureStepPeak<T>(fn: () => T | Promise<T>): Promise<StepPeak<T>> {
+  // A nested tf.profile would reset the outer one's kernel list and switch profiling off under it.
+  if (tf.engine().state.profiling)
+    throw new Error('measureStepPeak: already measuring (calls cannot be nested)');
   const baselineBytes = tf.memory().numBytes;
   let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
   // tf.profile leaves profiling switched on if its function throws, so errors are carried out instead.

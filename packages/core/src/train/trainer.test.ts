@@ -1,6 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import '../backend/register_gradients.js';
 import { Dropout } from '../nn/dropout.js';
 import { freezeParameters } from '../nn/freeze.js';
@@ -375,5 +376,40 @@ describe('Trainer', () => {
     );
     const { trainer } = setup({ gradientAccumulationSteps: 2 });
     await expect(trainer.trainStep(batches(1, 1)[0]!)).rejects.toThrow(/expected 2 micro-batch/);
+  });
+});
+
+// The same loop on the wasm backend (the default in Node): real training changes, no leak, the guard.
+describe('Trainer on wasm', () => {
+  beforeAll(async () => {
+    expect(await tf.setBackend('wasm')).toBe(true);
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('trains the trainable parameters only, leaks nothing over 100 steps, and refuses a NaN loss', async () => {
+    const { model, trainer } = setup({ gradientAccumulationSteps: 2, maxGradNorm: 1 }, 0.1);
+    const data = batches(2, 3);
+    const before = snapshot(model);
+    const tensorsBefore = tf.memory().numTensors;
+    let first: StepInfo | undefined;
+    let last: StepInfo | undefined;
+    for (let i = 0; i < 100; i++) {
+      last = await trainer.trainStep(data[0]!, data[1]!);
+      first ??= last;
+    }
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
+    expect(last!.loss).toBeLessThan(first!.loss);
+    const after = snapshot(model);
+    for (const [name, parameter] of model.namedParameters()) {
+      if (parameter.requiresGrad) expect(after.get(name), name).not.toEqual(before.get(name));
+      else expect(after.get(name), name).toEqual(before.get(name));
+    }
+    const nanY = tf.fill([3, 2], Number.NaN);
+    owned.push(nanY);
+    await expect(trainer.trainStep(data[0]!, { x: data[1]!.x, y: nanY })).rejects.toThrow(NonFiniteLossError);
+    expect(snapshot(model)).toEqual(after);
+    expect(tf.memory().numTensors).toBe(tensorsBefore + 1);
   });
 });
