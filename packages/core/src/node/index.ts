@@ -1,0 +1,11 @@
+// @peft/core/node: Node-only file helpers (the main entry stays browser-safe).
+export { readAdapterConfigFile, writeAdapterConfigFile } from './adapter_config_file.js';
+export { writeFileAtomic } from './atomic_write.js';
+export {
+  CHECKPOINT_FILES,
+  CheckpointError,
+  type CheckpointTarget,
+  resumeFromCheckpoint,
+  saveCheckpoint,
+} from './checkpoint.js';
+export { readSafetensorsFile, writeSafetensorsFile } from './safetensors_file.js';
