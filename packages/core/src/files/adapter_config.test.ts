@@ -138,7 +138,7 @@ describe('defineAdapterConfig', () => {
     expect(loraLike.parse(JSON.parse(serializeAdapterConfig(json)))).toEqual(parseExample());
   });
 
-  it('writes a float field as a float and a non-integral int field as Python would', () => {
+  it('prints float fields as Python floats and int fields as ints', () => {
     const config = { ...parseExample(), loraDropout: 0.05, loraAlpha: 32 };
     const text = serializeAdapterConfig(loraLike.toJson(config));
     expect(text).toContain('\n  "lora_dropout": 0.05,\n');

@@ -55,10 +55,9 @@ export function pythonFloat(): z.ZodNumber {
 
 /** The schema inside `.default()`, `.optional()`, `.nullable()` and similar wrappers. */
 function unwrap(schema: z.ZodType): z.ZodType {
+  const innerOf = (s: z.ZodType) => (s.def as { innerType?: z.ZodType }).innerType;
   let inner = schema;
-  for (let def = inner.def as { innerType?: z.ZodType }; def.innerType; def = inner.def as typeof def) {
-    inner = def.innerType;
-  }
+  for (let next = innerOf(inner); next !== undefined; next = innerOf(inner)) inner = next;
   return inner;
 }
 
