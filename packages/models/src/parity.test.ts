@@ -1,0 +1,50 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generate } from './generate.js';
+import { loadModel } from './node/index.js';
+import {
+  fixtureDir,
+  MODEL_FIXTURES,
+  maxAbsDiffAtMask,
+  readExpected,
+  useCpuBackend,
+} from './test/fixtures.js';
+
+beforeAll(useCpuBackend);
+
+describe.each(MODEL_FIXTURES)('%s against transformers', (name) => {
+  const expected = readExpected(name);
+
+  it('gives the reference logits (max abs diff <= 1e-4)', async () => {
+    const model = await loadModel(fixtureDir(name));
+    expect(model.modelType).toBe(expected.model_type);
+    for (const c of expected.cases) {
+      const { logits } = model.forward({
+        inputIds: c.input_ids,
+        attentionMask: c.attention_mask,
+        ...(c.position_ids ? { positionIds: c.position_ids } : {}),
+      });
+      const diff = maxAbsDiffAtMask(logits.arraySync() as number[][][], c.logits, c.attention_mask);
+      logits.dispose();
+      console.log(`parity ${name} ${c.name}: max abs diff ${diff.toExponential(2)}`);
+      expect(diff).toBeLessThanOrEqual(1e-4);
+    }
+    model.dispose();
+  });
+
+  it('generates the reference greedy tokens, with and without the KV cache', async () => {
+    const model = await loadModel(fixtureDir(name));
+    const { prompt, max_new_tokens, greedy } = expected.generation;
+    const before = tf.memory().numTensors;
+    const cached = await generate(model, prompt, { maxNewTokens: max_new_tokens, eosTokenId: null });
+    expect(tf.memory().numTensors).toBe(before);
+    const uncached = await generate(model, prompt, {
+      maxNewTokens: max_new_tokens,
+      eosTokenId: null,
+      useCache: false,
+    });
+    expect(cached).toEqual(greedy.slice(prompt.length));
+    expect(uncached).toEqual(cached);
+    model.dispose();
+  });
+});
