@@ -1,6 +1,7 @@
 import { Linear } from '../nn/linear.js';
 import type { Module } from '../nn/module.js';
 import { AdapterLayer } from './adapter_layer.js';
+import { ModulesToSaveWrapper } from './modules_to_save.js';
 
 /**
  * Which layers an adapter wraps, as in Hugging Face PEFT: a list of names each matched exactly or as
@@ -44,12 +45,17 @@ function blockIndex(name: string, patterns: readonly string[] | null): number | 
   return null;
 }
 
-/** Every named module except the root and the insides of adapter layers (their base and adapter weights). */
+/**
+ * Every named module except the root and the insides of adapter layers (their base and adapter
+ * weights) and of `modules_to_save` wrappers (their original and copies).
+ */
 function* modulesOutsideAdapters(module: Module, prefix = ''): Generator<[string, Module]> {
   for (const [name, child] of module.children()) {
     const path = prefix === '' ? name : `${prefix}.${name}`;
     yield [path, child];
-    if (!(child instanceof AdapterLayer)) yield* modulesOutsideAdapters(child, path);
+    if (!(child instanceof AdapterLayer) && !(child instanceof ModulesToSaveWrapper)) {
+      yield* modulesOutsideAdapters(child, path);
+    }
   }
 }
 

@@ -1,5 +1,17 @@
+export {
+  ADAPTER_CONFIG_FILE,
+  ADAPTER_WEIGHTS_FILE,
+  ADAPTER_WEIGHTS_METADATA,
+  type AdapterFiles,
+  type AdapterFilesOptions,
+  adapterConfigJson,
+  adapterFiles,
+  type LoadAdapterOptions,
+  loadAdapterFiles,
+} from './adapter_files.js';
 export { AdapterLayer } from './adapter_layer.js';
 export { findTargets, type TargetLayer, type TargetModules, type TargetSelection } from './find_targets.js';
+export { copyModule, findModulesToSave, ModulesToSaveWrapper } from './modules_to_save.js';
 export {
   type AddAdapterOptions,
   getPeftModel,

@@ -4,6 +4,7 @@ import { freezeParameters } from '../nn/freeze.js';
 import { Module, ModuleDict, ParameterDict } from '../nn/module.js';
 import { AdapterLayer } from './adapter_layer.js';
 import { findTargets, type TargetLayer } from './find_targets.js';
+import { copyModule, findModulesToSave, ModulesToSaveWrapper } from './modules_to_save.js';
 import {
   getPeftMethod,
   type LayerPeftMethod,
@@ -43,6 +44,8 @@ interface AdapterEntry {
   layers: string[];
   /** Layer techniques: names of the shared modules under base_model that hold an entry for this adapter. */
   shared: string[];
+  /** Dotted names (inside the user's model) of the `modules_to_save` wrappers holding a copy for it. */
+  saved: string[];
 }
 
 export interface AddAdapterOptions {
@@ -134,6 +137,15 @@ export class PeftModel<M extends Module = Module> extends Module {
     }
     if (method.kind === 'layer') this.#addLayerAdapter(name, method, config);
     else this.#addPromptAdapter(name, method, config);
+    const modulesToSave = method.modulesToSave?.(config);
+    if (modulesToSave && modulesToSave.length > 0) {
+      try {
+        this.#addModulesToSave(name, modulesToSave);
+      } catch (error) {
+        this.deleteAdapter(name);
+        throw error;
+      }
+    }
     if (this.#active === null) this.setAdapter(name);
     else this.#applyTrainability();
   }
@@ -189,6 +201,7 @@ export class PeftModel<M extends Module = Module> extends Module {
       config,
       layers: targets.map((t) => t.name),
       shared: [...touchedShared.keys()],
+      saved: [],
     });
   }
 
@@ -197,7 +210,40 @@ export class PeftModel<M extends Module = Module> extends Module {
     const complete = method.completeConfig ? method.completeConfig(config, model) : config;
     const encoder = method.createEncoder(model, complete);
     this.#registerEncoder(name, encoder);
-    this.#adapters.set(name, { method, config: complete, layers: [], shared: [] });
+    this.#adapters.set(name, { method, config: complete, layers: [], shared: [], saved: [] });
+  }
+
+  /**
+   * Give adapter `name` a copy of each module selected by `modules_to_save` (PEFT's
+   * `ModulesToSaveWrapper`). Every copy is made before the model is touched.
+   */
+  #addModulesToSave(name: string, names: readonly string[]): void {
+    const found = findModulesToSave(this.model, names);
+    const copies: { path: string; module: Module; copy: Module }[] = [];
+    try {
+      for (const [path, module] of found) {
+        const original = module instanceof ModulesToSaveWrapper ? module.originalModule : module;
+        copies.push({ path, module, copy: copyModule(original, path) });
+      }
+    } catch (error) {
+      for (const { copy } of copies) copy.dispose();
+      throw error;
+    }
+    for (const { path, module, copy } of copies) {
+      const wrapper = module instanceof ModulesToSaveWrapper ? module : new ModulesToSaveWrapper(module);
+      if (wrapper !== module) this.model.setSubmodule(path, wrapper);
+      wrapper.addAdapter(name, copy);
+      wrapper.setActiveAdapter(this.#active);
+      wrapper.setDisabled(this.#disabled);
+    }
+    this.#entry(name).saved = copies.map((c) => c.path);
+  }
+
+  /** Every `modules_to_save` wrapper in the model with its dotted name (inside the user's model). */
+  #savedModuleWrappers(): [string, ModulesToSaveWrapper][] {
+    return [...this.model.namedModules()].filter(
+      (e): e is [string, ModulesToSaveWrapper] => e[1] instanceof ModulesToSaveWrapper,
+    );
   }
 
   #prefixableModel(method: PeftMethod): PrefixableModel {
@@ -235,6 +281,7 @@ export class PeftModel<M extends Module = Module> extends Module {
     if (entry.method.kind === 'layer') {
       for (const [, layer] of this.adapterLayers()) layer.setActiveAdapters([name]);
     }
+    for (const [, wrapper] of this.#savedModuleWrappers()) wrapper.setActiveAdapter(name);
     this.#applyPrefix();
     this.#applyTrainability();
   }
@@ -251,6 +298,10 @@ export class PeftModel<M extends Module = Module> extends Module {
     const active = this.#active;
     if (active === null) return;
     const entry = this.#entry(active);
+    for (const [, wrapper] of this.#savedModuleWrappers()) {
+      const copy = wrapper.copies.get(active);
+      if (copy) for (const parameter of copy.parameters()) parameter.requiresGrad = true;
+    }
     if (entry.method.kind === 'layer') {
       for (const [, layer] of this.adapterLayers()) {
         if (layer.adapterNames().includes(active)) layer.setAdapterTrainable(active, true);
@@ -278,6 +329,7 @@ export class PeftModel<M extends Module = Module> extends Module {
       const encoder = this.#promptEncoders?.delete(name);
       encoder?.dispose();
     }
+    this.#removeSavedModules(name, entry.saved);
     this.#adapters.delete(name);
     if (this.#active === name) {
       this.#active = null;
@@ -288,16 +340,28 @@ export class PeftModel<M extends Module = Module> extends Module {
     this.#applyTrainability();
   }
 
+  /** Drop adapter `name`'s `modules_to_save` copies, putting back originals left without copies. */
+  #removeSavedModules(name: string, paths: readonly string[]): void {
+    for (const path of paths) {
+      const wrapper = this.model.getSubmodule(path);
+      if (!(wrapper instanceof ModulesToSaveWrapper)) continue;
+      wrapper.removeAdapter(name);
+      if (wrapper.adapterNames().length === 0) this.model.setSubmodule(path, wrapper.originalModule);
+    }
+  }
+
   /** Run the base model alone (merged adapters are unmerged first). */
   disableAdapters(): void {
     this.#disabled = true;
     for (const [, layer] of this.adapterLayers()) layer.setDisabled(true);
+    for (const [, wrapper] of this.#savedModuleWrappers()) wrapper.setDisabled(true);
     this.#applyPrefix();
   }
 
   enableAdapters(): void {
     this.#disabled = false;
     for (const [, layer] of this.adapterLayers()) layer.setDisabled(false);
+    for (const [, wrapper] of this.#savedModuleWrappers()) wrapper.setDisabled(false);
     this.#applyPrefix();
   }
 
@@ -384,6 +448,14 @@ export class PeftModel<M extends Module = Module> extends Module {
 
   #unload(): M {
     for (const [path, layer] of this.adapterLayers()) this.model.setSubmodule(path, layer.releaseBase());
+    // As PEFT: a wrapped module is replaced by the active adapter's copy (the original if none).
+    for (const [path, wrapper] of this.#savedModuleWrappers()) {
+      const active = wrapper.activeAdapter;
+      const kept = active === null ? wrapper.originalModule : wrapper.copies.delete(active)!;
+      for (const other of wrapper.adapterNames()) wrapper.removeAdapter(other);
+      if (kept !== wrapper.originalModule) wrapper.originalModule.dispose();
+      this.model.setSubmodule(path, kept);
+    }
     for (const [name, entry] of this.#adapters) {
       this.#removeSharedEntries(name, entry.shared);
       if (entry.method.kind === 'prompt') this.#promptEncoders?.delete(name)?.dispose();
@@ -432,7 +504,29 @@ export class PeftModel<M extends Module = Module> extends Module {
       const key = savedKey(path, name, entry.method.tensorPrefix);
       if (key !== null) out.set(key, tensor.value);
     }
+    const saved = this.#savedModuleKeys(name);
+    if (saved.size > 0) {
+      const tensors = new Map(this.namedTensors());
+      for (const [key, path] of saved) out.set(key, tensors.get(path)!.value);
+    }
     return out;
+  }
+
+  /** File key to in-model name of adapter `name`'s `modules_to_save` tensors (PEFT drops the wrapper part). */
+  #savedModuleKeys(name: string): Map<string, string> {
+    const keys = new Map<string, string>();
+    for (const path of this.#entry(name).saved) {
+      const wrapper = this.model.getSubmodule(path) as ModulesToSaveWrapper;
+      const copy = wrapper.copies.get(name);
+      if (!copy) continue;
+      for (const [local] of copy.namedTensors()) {
+        keys.set(
+          `base_model.model.${path}.${local}`,
+          `base_model.model.${path}.modules_to_save.${name}.${local}`,
+        );
+      }
+    }
+    return keys;
   }
 
   /**
@@ -455,6 +549,7 @@ export class PeftModel<M extends Module = Module> extends Module {
       const key = savedKey(path, name, entry.method.tensorPrefix);
       if (key !== null) expected.set(key, path);
     }
+    for (const [key, path] of this.#savedModuleKeys(name)) expected.set(key, path);
     const mapped = new Map<string, tf.Tensor>();
     const problems: string[] = [];
     for (const [key, tensor] of tensors) {

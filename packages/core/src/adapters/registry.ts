@@ -24,6 +24,11 @@ interface PeftMethodBase<C> {
    * in a model and in a file, and where the adapter name sits in their keys.
    */
   readonly tensorPrefix: string;
+  /**
+   * The config's `modules_to_save`: modules (matched as name suffixes) that get a trainable copy per
+   * adapter, saved with the adapter.
+   */
+  modulesToSave?(config: C): readonly string[] | null | undefined;
 }
 
 /** Where a layer technique can keep state shared by all wrapped layers (VeRA's projections). */

@@ -1,5 +1,7 @@
 // @peft/core/node: Node-only file helpers (the main entry stays browser-safe).
+
 export { readAdapterConfigFile, writeAdapterConfigFile } from './adapter_config_file.js';
+export { adapterFolder, loadAdapter, type SaveAdapterOptions, saveAdapter } from './adapter_folder.js';
 export { writeFileAtomic } from './atomic_write.js';
 export {
   CHECKPOINT_FILES,
