@@ -132,7 +132,8 @@ export class AttentionContext {
       if (!tf.util.arraysEqual(positions.shape, [batch, length])) {
         throw new Error(`forward: positionIds shape [${positions.shape}] must be [${batch}, ${length}]`);
       }
-      this.positionIds = this.prefixLength > 0 ? tf.add(positions, this.prefixLength) : positions;
+      this.positionIds =
+        this.prefixLength > 0 ? tf.add(positions, tf.scalar(this.prefixLength, 'int32')) : positions;
       this.maxDefaultPosition = null;
     } else {
       this.positionIds = tf.reshape(tf.range(offset, offset + length, 1, 'int32'), [1, length]);

@@ -1,5 +1,5 @@
 import { nextSeed } from '@peft/core';
-import type { CausalLM, CausalLMInput } from './causal_lm.js';
+import type { CausalLM, CausalLMInput, CausalLMOutput } from './causal_lm.js';
 import type { KVCache } from './kv_cache.js';
 
 export interface GenerateOptions {
@@ -120,10 +120,24 @@ function samplingOf(options: GenerateOptions): Sampling {
 }
 
 /**
+ * One forward pass with dropout off. Modes are switched and restored around the synchronous call
+ * only, so concurrent generations (and training between awaits) never see each other's modes.
+ */
+function forwardInEvalMode(model: CausalLM, input: CausalLMInput): CausalLMOutput {
+  const modes = [...model.namedModules()].map(([, m]) => [m, m.training] as const);
+  model.eval();
+  try {
+    return model.forward(input);
+  } finally {
+    for (const [module, training] of modes) module.training = training;
+  }
+}
+
+/**
  * Generates up to `maxNewTokens` tokens after each prompt and returns the new tokens (up to and
  * including an EOS). A batch of prompts of different lengths is left-padded, masked, and given
  * positions counted from each row's first real token, as transformers does. Dropout is off during
- * generation; the model's train/eval modes are restored afterwards.
+ * generation; the model's train/eval modes are left as they were.
  */
 export async function generate(
   model: CausalLM,
@@ -168,8 +182,6 @@ export async function generate(
   const outputs: number[][] = prompts.map(() => []);
   const finished = prompts.map(() => false);
 
-  const modes = [...model.namedModules()].map(([, m]) => [m, m.training] as const);
-  model.eval();
   let cache: KVCache | undefined;
   try {
     for (let step = 0; step < maxNewTokens && !finished.every(Boolean); step++) {
@@ -186,7 +198,7 @@ export async function generate(
             }
           : {}),
       };
-      const { logits, cache: next } = model.forward(input);
+      const { logits, cache: next } = forwardInEvalMode(model, input);
       cache?.dispose();
       cache = next;
       const values = (await logits.data()) as Float32Array;
@@ -207,7 +219,6 @@ export async function generate(
     }
   } finally {
     cache?.dispose();
-    for (const [module, training] of modes) module.training = training;
   }
   return single ? outputs[0]! : outputs;
 }

@@ -8,7 +8,7 @@ import {
   maxAbsDiffAtMask,
   readExpected,
   useCpuBackend,
-} from './test/fixtures.js';
+} from './test-support/fixtures.js';
 
 beforeAll(useCpuBackend);
 

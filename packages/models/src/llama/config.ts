@@ -32,13 +32,31 @@ export interface LlamaConfig extends ModelConfigJson {
 
 export const LLAMA_FLOAT_KEYS = ['attention_dropout', 'initializer_range', 'rms_norm_eps', 'rope_theta'];
 
-const DEFAULTS: Record<
-  LlamaFamilyType,
-  { vocab: number; tie: boolean; maxPositions: number; architecture: string }
-> = {
-  llama: { vocab: 32000, tie: false, maxPositions: 2048, architecture: 'LlamaForCausalLM' },
-  mistral: { vocab: 32000, tie: false, maxPositions: 4096 * 32, architecture: 'MistralForCausalLM' },
-  qwen2: { vocab: 151936, tie: false, maxPositions: 32768, architecture: 'Qwen2ForCausalLM' },
+interface FamilyDefaults {
+  vocab: number;
+  tie: boolean;
+  maxPositions: number;
+  architecture: string;
+  /** Fields of LlamaConfig that this model type's transformers config lacks. */
+  notInConfig: readonly (keyof LlamaConfig)[];
+}
+
+const DEFAULTS: Record<LlamaFamilyType, FamilyDefaults> = {
+  llama: { vocab: 32000, tie: false, maxPositions: 2048, architecture: 'LlamaForCausalLM', notInConfig: [] },
+  mistral: {
+    vocab: 32000,
+    tie: false,
+    maxPositions: 4096 * 32,
+    architecture: 'MistralForCausalLM',
+    notInConfig: ['attention_bias', 'mlp_bias'],
+  },
+  qwen2: {
+    vocab: 151936,
+    tie: false,
+    maxPositions: 32768,
+    architecture: 'Qwen2ForCausalLM',
+    notInConfig: ['attention_bias', 'mlp_bias', 'head_dim'],
+  },
 };
 
 /** Sliding-window attention length when some layer uses it (mistral, qwen2 with `use_sliding_window`). */
@@ -107,6 +125,10 @@ export function llamaConfig(json: Partial<LlamaConfig> & Record<string, unknown>
   r.tokenIds('bos_token_id', null);
   r.tokenIds('eos_token_id', null);
   config.architectures ??= [defaults.architecture];
+  // Fields this model type's transformers config does not have stay readable but are not saved.
+  for (const key of defaults.notInConfig) {
+    if (!(key in json)) Object.defineProperty(config, key, { value: config[key], enumerable: false });
+  }
   ropeSpec(config); // validates the RoPE settings now rather than at the first forward
   return config;
 }

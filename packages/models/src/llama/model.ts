@@ -212,6 +212,11 @@ export class LlamaForCausalLM extends CausalLMBase<LlamaConfig> {
     return this.config.model_type;
   }
 
+  override dispose(): void {
+    super.dispose();
+    (this.getSubmodule('model') as LlamaModel).rotaryEmbedding.dispose();
+  }
+
   protected computeLogits(ids: tf.Tensor, context: AttentionContext): tf.Tensor {
     const hidden = (this.getSubmodule('model') as LlamaModel).forward(ids, context);
     return childLayer(this, 'lm_head').forward(keepLast(hidden, context.logitsToKeep));
