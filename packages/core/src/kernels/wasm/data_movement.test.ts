@@ -52,6 +52,11 @@ describe('Slice, SplitV, Unpack', () => {
   const slices: [number[], number[], number[]][] = [
     [[10], [3], [4]],
     [
+      [3, 4, 5],
+      [1, 2, 1],
+      [-1, 1, -1],
+    ],
+    [
       [6, 9],
       [1, 2],
       [4, 5],
