@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '@peft/core';
@@ -182,7 +182,9 @@ describe('errors name the problem', () => {
   it('missing folder, config.json and weights', async () => {
     await expect(loadModel(join(scratch, 'nope'))).rejects.toThrow(/model folder not found: .*nope/);
     const empty = join(scratch, 'empty');
-    await saveModel(await loadModel(fixtureDir('gpt2-tiny')), empty);
+    const model = await loadModel(fixtureDir('gpt2-tiny'));
+    await saveModel(model, empty);
+    model.dispose();
     await rm(join(empty, 'config.json'));
     await expect(loadModel(empty)).rejects.toThrow(/no config\.json/);
     const noWeights = new Map(fixtureFiles('gpt2-tiny'));
