@@ -86,11 +86,11 @@ const cases: Case[] = [
     baseline: { note: 'tanh formula', run: ([x]) => geluTanh(x!) },
   },
   {
-    name: 'geluNew bwd, 1.5M floats (14 flop/elt)',
-    flops: 14 * B * T * 4 * D,
+    name: 'geluNew fwd+bwd (tf.grad), 1.5M (22 flop/elt)',
+    flops: 22 * B * T * 4 * D,
     prepare: () => [normal([B * T, 4 * D], 9), normal([B * T, 4 * D], 10)],
     run: ([x, dy]) => geluNewGrad(x!, dy!),
-    baseline: { note: 'tanh formula', run: ([x, dy]) => geluTanhGrad(x!, dy!) },
+    baseline: { note: 'tanh formula', run: ([x, dy]) => [geluTanh(x!), geluTanhGrad(x!, dy!)] },
   },
   {
     name: 'split [8,128,3,6,64] on axis 2 (0 flop)',

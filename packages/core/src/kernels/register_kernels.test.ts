@@ -8,6 +8,7 @@ import { unsortedSegmentSumConfig } from './wasm/UnsortedSegmentSum.js';
 const kernelNames = [
   'BatchMatMul',
   'GatherV2',
+  'Identity',
   'PadV2',
   'Slice',
   'SplitV',

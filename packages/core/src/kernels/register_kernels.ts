@@ -7,6 +7,7 @@ import {
 } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './wasm/BatchMatMul.js';
 import { gatherV2Config } from './wasm/GatherV2.js';
+import { identityConfig } from './wasm/Identity.js';
 import { padV2Config } from './wasm/PadV2.js';
 import { sliceConfig } from './wasm/Slice.js';
 import { splitVConfig } from './wasm/SplitV.js';
@@ -20,6 +21,7 @@ import { unsortedSegmentSumConfig } from './wasm/UnsortedSegmentSum.js';
 const wasmOverrides: ReadonlyArray<readonly [string, (original: KernelConfig) => KernelConfig]> = [
   ['BatchMatMul', batchMatMulConfig],
   ['GatherV2', gatherV2Config],
+  ['Identity', identityConfig],
   ['PadV2', padV2Config],
   ['Slice', sliceConfig],
   ['SplitV', splitVConfig],

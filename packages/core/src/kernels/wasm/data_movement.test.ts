@@ -323,6 +323,21 @@ describe('PadV2 and Sum', () => {
   }
 });
 
+describe('Identity', () => {
+  it('shares the data: a clone outlives its source, and the memory goes with the last one', () => {
+    const dataIds = tf.backend().numDataIds();
+    const x = iota([4, 5]);
+    const y = tf.clone(x);
+    expect(tf.backend().numDataIds()).toBe(dataIds + 1);
+    const values = Array.from(x.dataSync());
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual(values);
+    y.dispose();
+    expect(tf.backend().numDataIds()).toBe(dataIds);
+    expectSame(tf.clone(iota([3], 'bool')), runReplacedKernel('Identity', { x: iota([3], 'bool') }));
+  });
+});
+
 describe('memory', () => {
   it('every data-movement kernel frees what it allocates', () => {
     const dataIds = tf.backend().numDataIds();
