@@ -59,7 +59,8 @@ export interface CausalLM<C extends ModelConfigJson = ModelConfigJson> extends M
   forward(input: CausalLMInput): CausalLMOutput;
 }
 
-function toInt32(value: TokenIdsLike, what: string): tf.Tensor {
+/** An int32 `[batch, length]` tensor; array entries are checked to be integers in `[0, limit)`. */
+function toInt32(value: TokenIdsLike, what: string, limit = Number.POSITIVE_INFINITY): tf.Tensor {
   if (value instanceof tf.Tensor) {
     if (value.rank !== 2) throw new Error(`${what} must be 2-D [batch, length] (got shape [${value.shape}])`);
     return value.dtype === 'int32' ? value : tf.cast(value, 'int32');
@@ -73,7 +74,10 @@ function toInt32(value: TokenIdsLike, what: string): tf.Tensor {
       throw new Error(`${what}: row ${r} has ${row.length} entries, row 0 has ${columns}`);
     for (let c = 0; c < columns; c++) {
       const v = row[c]!;
-      if (!Number.isInteger(v)) throw new Error(`${what}: entry [${r}, ${c}] is not an integer (${v})`);
+      if (!(Number.isInteger(v) && v >= 0 && v < limit)) {
+        const range = Number.isFinite(limit) ? ` in [0, ${limit})` : '';
+        throw new Error(`${what}: entry [${r}, ${c}] is not an integer${range} (${v})`);
+      }
       flat[r * columns + c] = v;
     }
   });
@@ -236,7 +240,7 @@ export abstract class CausalLMBase<C extends ModelConfigJson> extends Module imp
 
   forward(input: CausalLMInput): CausalLMOutput {
     const [logits, ...cached] = tf.tidy(() => {
-      const ids = toInt32(input.inputIds, 'inputIds');
+      const ids = toInt32(input.inputIds, 'inputIds', this.config.vocab_size as number);
       const context = new AttentionContext(ids, input, this.#prefix, this.attentionInfo);
       const logits = this.computeLogits(ids, context);
       return [logits, ...(context.newCache ?? []).flatMap(({ key, value }) => [key, value])];

@@ -242,6 +242,9 @@ describe('input errors', () => {
   it('names the bad input', async () => {
     const model = await loadModel(fixtureDir('gpt2-tiny'));
     expect(() => model.forward({ inputIds: [[1, 2], [3]] })).toThrow(/inputIds: row 1 has 1 entries/);
+    expect(() => model.forward({ inputIds: [[1, 96]] })).toThrow(
+      /inputIds: entry \[0, 1\] is not an integer in \[0, 96\) \(96\)/,
+    );
     expect(() => model.forward({ inputIds: [[1, 2]], attentionMask: [[1, 1, 1]] })).toThrow(
       /attentionMask shape \[1,3\] must be \[1, 2\]/,
     );
