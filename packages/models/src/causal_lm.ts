@@ -169,7 +169,13 @@ export class AttentionContext {
    * Attention of layer `layerIndex`: `q [B, H, T, D]` over the cached keys followed by `k, v
    * [B, Hkv, T, D]`, with the prefix (if any) in front. Returns `[B, H, T, D]`.
    */
-  attend(layerIndex: number, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale?: number): tf.Tensor {
+  attend(
+    layerIndex: number,
+    q: tf.Tensor,
+    k: tf.Tensor,
+    v: tf.Tensor,
+    options: { scale?: number; dropout?: number } = {},
+  ): tf.Tensor {
     let keys: KVPrefix = { key: k, value: v };
     const past = this.#cache?.layers[layerIndex];
     if (past) keys = { key: tf.concat([past.key, k], 2), value: tf.concat([past.value, v], 2) };
@@ -191,7 +197,8 @@ export class AttentionContext {
     return scaledDotProductAttention(q, keys.key, keys.value, {
       causal: true,
       ...(this.keyMask ? { keyMask: this.keyMask } : {}),
-      ...(scale !== undefined ? { scale } : {}),
+      ...(options.scale !== undefined ? { scale: options.scale } : {}),
+      dropout: options.dropout ?? 0,
     });
   }
 }

@@ -2,6 +2,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { prependKVPrefix, scaledDotProductAttention } from './attention.js';
+import { manualSeed } from './random.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -98,6 +99,25 @@ describe('scaledDotProductAttention', () => {
     expect((value.arraySync() as number[][][][])[0]![0]!.map((row) => row[0])).toEqual([
       0, 0, 0, 2, 2, 2, 2, 2,
     ]);
+  });
+
+  it('drops attention probabilities when asked, reproducibly', () => {
+    const q = tf.randomNormal([1, 2, 6, 4], 0, 1, 'float32', 1);
+    const k = tf.randomNormal([1, 2, 6, 4], 0, 1, 'float32', 2);
+    const v = tf.ones([1, 2, 6, 4]);
+    const plain = scaledDotProductAttention(q, k, v, { dropout: 0 });
+    // with v all ones, each output is the sum of the kept probabilities scaled by 1/(1-p)
+    expect(
+      maxDiff(plain.arraySync() as number[][][][], tf.ones([1, 2, 6, 4]).arraySync() as number[][][][]),
+    ).toBeLessThan(1e-6);
+    manualSeed(5);
+    const a = scaledDotProductAttention(q, k, v, { dropout: 0.5 });
+    manualSeed(5);
+    const b = scaledDotProductAttention(q, k, v, { dropout: 0.5 });
+    expect(a.dataSync()).toEqual(b.dataSync());
+    expect(maxDiff(a.arraySync() as number[][][][], plain.arraySync() as number[][][][])).toBeGreaterThan(
+      0.1,
+    );
   });
 
   it('rejects incompatible shapes', () => {

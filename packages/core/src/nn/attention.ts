@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nextSeed } from './random.js';
 
 /** Extra keys and values placed before a layer's own, each `[batch, kvHeads, length, headDim]`. */
 export interface KVPrefix {
@@ -34,6 +35,11 @@ export interface AttentionOptions {
   keyMask?: tf.Tensor;
   /** Default 1/sqrt(headDim). */
   scale?: number;
+  /**
+   * Drop attention probabilities with this probability (transformers' `attn_pdrop` /
+   * `attention_dropout`); pass 0 outside training. Masks come from the seeded generator.
+   */
+  dropout?: number;
 }
 
 const MASKED = -1e9;
@@ -64,7 +70,10 @@ export function scaledDotProductAttention(
     let scores = tf.mul(tf.matMul(qGrouped, k, false, true), scale);
     const bias = attentionBias(batch, groups, queries, keys, causal, options.keyMask);
     if (bias) scores = tf.add(scores, bias);
-    const out = tf.matMul(tf.softmax(scores), v);
+    let probabilities = tf.softmax(scores);
+    const dropout = options.dropout ?? 0;
+    if (dropout > 0) probabilities = tf.dropout(probabilities, dropout, undefined, nextSeed());
+    const out = tf.matMul(probabilities, v);
     return groups === 1 ? out : tf.reshape(out, [batch, heads, queries, headDim]);
   });
 }

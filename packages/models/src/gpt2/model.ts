@@ -23,12 +23,14 @@ export class GPT2Attention extends Module {
   readonly #heads: number;
   readonly #headDim: number;
   readonly #scale: number;
+  readonly #attentionDropout: number;
 
   constructor(config: GPT2Config, build: ModuleBuilder, name: string, layerIndex: number) {
     super();
     const dim = config.n_embd;
     this.#heads = config.n_head;
     this.#headDim = dim / config.n_head;
+    this.#attentionDropout = config.attn_pdrop;
     this.#scale =
       (config.scale_attn_weights ? 1 / Math.sqrt(this.#headDim) : 1) /
       (config.scale_attn_by_inverse_layer_idx ? layerIndex + 1 : 1);
@@ -52,8 +54,6 @@ export class GPT2Attention extends Module {
         std: projStd,
       }),
     );
-    // transformers also drops attention probabilities (attn_pdrop); core's fused attention has no
-    // dropout, so only the residual dropout is applied.
     this.registerModule('resid_dropout', new Dropout(config.resid_pdrop));
   }
 
@@ -69,7 +69,10 @@ export class GPT2Attention extends Module {
       ];
       const heads = (t: tf.Tensor) =>
         splitHeads(tf.reshape(t, [batch, length, dim]), this.#heads, this.#headDim);
-      const out = context.attend(layerIndex, heads(q), heads(k), heads(v), this.#scale);
+      const out = context.attend(layerIndex, heads(q), heads(k), heads(v), {
+        scale: this.#scale,
+        dropout: this.training ? this.#attentionDropout : 0,
+      });
       const projected = childLayer(this, 'c_proj').forward(mergeHeads(out));
       return childLayer(this, 'resid_dropout').forward(projected);
     });

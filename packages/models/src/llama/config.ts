@@ -24,6 +24,8 @@ export interface LlamaConfig extends ModelConfigJson {
   /** Bias on q, k, v, o (llama, mistral); qwen2 always has q/k/v biases and no o bias. */
   attention_bias: boolean;
   mlp_bias: boolean;
+  /** Dropout on the attention probabilities during training (transformers' default 0.0). */
+  attention_dropout: number;
   /** `{ rope_type, rope_theta, ... }` (transformers 5), or legacy `rope_theta` / `rope_scaling`. */
   rope_parameters?: Record<string, unknown> | null;
   rope_theta?: number;
@@ -121,6 +123,7 @@ export function llamaConfig(json: Partial<LlamaConfig> & Record<string, unknown>
     tie_word_embeddings: r.bool('tie_word_embeddings', defaults.tie),
     attention_bias: r.bool('attention_bias', false),
     mlp_bias: r.bool('mlp_bias', false),
+    attention_dropout: r.number('attention_dropout', 0, { min: 0, max: 0.999 }),
   };
   r.tokenIds('bos_token_id', null);
   r.tokenIds('eos_token_id', null);

@@ -30,10 +30,12 @@ export class LlamaAttention extends Module {
   readonly #heads: number;
   readonly #kvHeads: number;
   readonly #headDim: number;
+  readonly #attentionDropout: number;
 
   constructor(config: LlamaConfig, build: ModuleBuilder, name: string) {
     super();
     const { hidden_size: hidden, head_dim: headDim } = config;
+    this.#attentionDropout = config.attention_dropout;
     this.#heads = config.num_attention_heads;
     this.#kvHeads = config.num_key_value_heads;
     this.#headDim = headDim;
@@ -62,7 +64,9 @@ export class LlamaAttention extends Module {
       const q = rotated('q_proj', this.#heads);
       const k = rotated('k_proj', this.#kvHeads);
       const v = splitHeads(childLayer(this, 'v_proj').forward(x), this.#kvHeads, this.#headDim);
-      const out = context.attend(layerIndex, q, k, v);
+      const out = context.attend(layerIndex, q, k, v, {
+        dropout: this.training ? this.#attentionDropout : 0,
+      });
       return childLayer(this, 'o_proj').forward(mergeHeads(out));
     });
   }
