@@ -277,3 +277,15 @@ describe('savedKey', () => {
     expect(savedKey('base_model.model.a.base_layer.weight', 'default', 'lora_')).toBeNull();
   });
 });
+
+describe('train/eval mode', () => {
+  it('new adapter layers take the mode of the layer they wrap', () => {
+    const model = new ToyModel();
+    model.eval();
+    const peft = getPeftModel(model, 'toy', { r: 2, targetModules: ['c_attn'] });
+    expect([...model.namedModules()].every(([, m]) => !m.training)).toBe(true);
+    peft.train();
+    peft.addAdapter('second', 'toy', { r: 2, targetModules: ['c_fc'] });
+    expect([...model.namedModules()].every(([, m]) => m.training)).toBe(true);
+  });
+});

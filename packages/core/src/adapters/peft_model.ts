@@ -180,6 +180,8 @@ export class PeftModel<M extends Module = Module> extends Module {
       for (const target of targets) {
         const layer = target.wrapper ?? method.createLayer(target.base, context);
         layer.addAdapter(name, method.layerConfig ? method.layerConfig(config, target, context) : config);
+        // Wrapping keeps the model's mode: a model in eval mode gets adapters in eval mode (no dropout).
+        layer.train(target.base.training);
         created.push({ target, layer });
       }
     } catch (error) {
