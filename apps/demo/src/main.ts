@@ -38,8 +38,13 @@ class Block extends Module {
 
   forward(x: tf.Tensor): tf.Tensor {
     const [batch, time] = x.shape as [number, number, number];
-    const heads = (t: tf.Tensor) => tf.transpose(tf.reshape(t, [batch, time, HEADS, DIM / HEADS]), [0, 2, 1, 3]);
-    const [q, k, v] = tf.split(this.qkv.forward(this.ln1.forward(x)), 3, -1) as [tf.Tensor, tf.Tensor, tf.Tensor];
+    const heads = (t: tf.Tensor) =>
+      tf.transpose(tf.reshape(t, [batch, time, HEADS, DIM / HEADS]), [0, 2, 1, 3]);
+    const [q, k, v] = tf.split(this.qkv.forward(this.ln1.forward(x)), 3, -1) as [
+      tf.Tensor,
+      tf.Tensor,
+      tf.Tensor,
+    ];
     const attended = scaledDotProductAttention(heads(q), heads(k), heads(v));
     const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch, time, DIM]);
     const h = tf.add(x, this.proj.forward(merged));
@@ -49,10 +54,16 @@ class Block extends Module {
 
 class TinyLM extends Module {
   readonly tokens = this.registerModule('wte', new Embedding({ numEmbeddings: VOCAB, embeddingDim: DIM }));
-  readonly positions = this.registerModule('wpe', new Embedding({ numEmbeddings: CONTEXT, embeddingDim: DIM }));
+  readonly positions = this.registerModule(
+    'wpe',
+    new Embedding({ numEmbeddings: CONTEXT, embeddingDim: DIM }),
+  );
   readonly blocks = this.registerModule('h', new ModuleDict<Block>());
   readonly norm = this.registerModule('ln_f', new LayerNorm({ dim: DIM }));
-  readonly head = this.registerModule('lm_head', new Linear({ inFeatures: DIM, outFeatures: VOCAB, bias: false }));
+  readonly head = this.registerModule(
+    'lm_head',
+    new Linear({ inFeatures: DIM, outFeatures: VOCAB, bias: false }),
+  );
 
   constructor(layers: number) {
     super();
@@ -115,13 +126,17 @@ async function main(): Promise<void> {
     batch.dispose();
     losses.push(info.loss);
     if (step === 1 || step % 10 === 0) {
-      console.log(`step ${String(step).padStart(3)}  loss ${info.loss.toFixed(4)}  lr ${info.lr.toExponential(2)}`);
+      console.log(
+        `step ${String(step).padStart(3)}  loss ${info.loss.toFixed(4)}  lr ${info.lr.toExponential(2)}`,
+      );
     }
   }
   const seconds = (performance.now() - started) / 1000;
   const first = losses[0]!;
   const last = losses.slice(-5).reduce((a, b) => a + b, 0) / 5;
-  console.log(`loss fell from ${first.toFixed(3)} to ${last.toFixed(3)} in ${STEPS} steps (${seconds.toFixed(1)} s)`);
+  console.log(
+    `loss fell from ${first.toFixed(3)} to ${last.toFixed(3)} in ${STEPS} steps (${seconds.toFixed(1)} s)`,
+  );
   if (!(last < first)) process.exitCode = 1;
 }
 
