@@ -1,0 +1,99 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InspectReport } from './commands/inspect.js';
+import { type LogitsJson, MODEL_FIXTURES, maxAbsDiff, peft, REPO_ROOT } from './test/run_cli.js';
+
+const LORA_FIXTURES = `${REPO_ROOT}packages/lora/fixtures`;
+
+/** A PEFT LoRA fixture: the adapter, its base model, inputs and PEFT's logits with the adapter. */
+interface LoraExpected {
+  base: string;
+  input_ids: number[][];
+  adapters: { default: { logits: number[][][] } };
+}
+
+let tmp: string;
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'peft-cli-merge-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function logitsJson(result: { code: number | null; stdout: string; stderr: string }): LogitsJson {
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout) as LogitsJson;
+}
+
+describe('peft merge and --adapter', () => {
+  it.each(['peft-gpt2', 'peft-llama-all-linear-rslora'])(
+    "%s: --adapter gives PEFT's logits, and the merged folder gives the same",
+    async (name) => {
+      const adapter = `${LORA_FIXTURES}/${name}`;
+      const expected = JSON.parse(readFileSync(`${adapter}/expected.json`, 'utf8')) as LoraExpected;
+      const base = `${MODEL_FIXTURES}/${expected.base}`;
+      const ids = expected.input_ids.map((row) => row.join(',')).join(';');
+      const out = join(tmp, name);
+      const common = ['--ids', ids, '--backend', 'cpu'];
+      const [withAdapter, merge] = await Promise.all([
+        peft('logits', '--model', base, '--adapter', adapter, ...common),
+        peft('merge', '--model', base, '--adapter', adapter, '--out', out, '--backend', 'cpu'),
+      ]);
+      expect(merge.stderr).toBe('');
+      expect(merge.code).toBe(0);
+      expect(merge.stdout).toContain(`wrote ${out}`);
+      const [merged, inspected, baseInspected] = await Promise.all([
+        peft('logits', '--model', out, ...common),
+        peft('inspect', out, '--json'),
+        peft('inspect', base, '--json'),
+      ]);
+
+      const adapted = logitsJson(withAdapter);
+      const rows = expected.input_ids.map((row, r) => ({
+        row: r,
+        length: row.length,
+        reference: expected.adapters.default.logits[r]!,
+        offset: 0,
+      }));
+      expect(maxAbsDiff(adapted, rows)).toBeLessThanOrEqual(1e-4);
+      const mergedJson = logitsJson(merged);
+      expect(mergedJson.shape).toEqual(adapted.shape);
+      const worst = Math.max(...mergedJson.data.map((v, i) => Math.abs(v - adapted.data[i]!)));
+      expect(worst).toBeLessThanOrEqual(1e-4);
+
+      // A plain model folder: the base's tensors, no LoRA tensors.
+      const names = (r: InspectReport) => r.files.flatMap((f) => f.tensors.map((t) => t.name)).sort();
+      const report = JSON.parse(inspected.stdout) as InspectReport;
+      expect(report.kind).toBe('model');
+      expect(names(report)).toEqual(names(JSON.parse(baseInspected.stdout) as InspectReport));
+    },
+  );
+
+  it('inspect reads an adapter folder and names its technique', async () => {
+    const adapter = `${LORA_FIXTURES}/peft-gpt2`;
+    const result = await peft('inspect', adapter, '--json');
+    const report = JSON.parse(result.stdout) as InspectReport;
+    const expected = JSON.parse(readFileSync(`${adapter}/expected.json`, 'utf8'));
+    expect(report.kind).toBe('adapter');
+    expect(report.peft_type).toBe('LORA');
+    expect(report.method).toBe('lora');
+    expect(report.config).toEqual(JSON.parse(readFileSync(`${adapter}/adapter_config.json`, 'utf8')));
+    expect(report.parameters).toBe(expected.trainable_parameters.trainable);
+    expect(report.files[0]!.tensors.every((t) => /\.lora_[AB]\.weight$/.test(t.name))).toBe(true);
+  });
+
+  it('an adapter that does not fit the model is one line on stderr', async () => {
+    const result = await peft(
+      ...['logits', '--model', `${MODEL_FIXTURES}/gpt2-wide`, '--adapter', `${LORA_FIXTURES}/peft-gpt2`],
+      ...['--ids', '1,2', '--backend', 'cpu'],
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    const lines = result.stderr.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^peft: .*peft-gpt2: cannot load the LORA adapter: .*does not match the model's/,
+    );
+  });
+});

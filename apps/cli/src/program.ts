@@ -1,0 +1,112 @@
+// The `peft` command line: one commander program, one file per command under commands/. The commands
+// are imported when they run, so that --help and mistakes in the options answer without loading tfjs.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { BACKENDS, MERGE_DTYPES } from './choices.js';
+
+function integer(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min)
+      throw new InvalidArgumentError(`expected an integer >= ${min}.`);
+    return n;
+  };
+}
+
+function number(check: (n: number) => boolean, expected: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || !check(n))
+      throw new InvalidArgumentError(`expected ${expected}.`);
+    return n;
+  };
+}
+
+const backendOption = () =>
+  new Option('--backend <name>', 'TensorFlow.js backend (default: webgpu on a GPU, else wasm)').choices(
+    BACKENDS,
+  );
+const verboseOption = () => new Option('--verbose', 'report the backend and timings on stderr');
+
+/** A new `peft` program (a fresh one per run: commander keeps parsed state on the instance). */
+export function createProgram(): Command {
+  const program = new Command('peft')
+    .description(
+      'Parameter-efficient fine-tuning on TensorFlow.js: inspect, run and merge Hugging Face checkpoints and PEFT adapters.',
+    )
+    .option('--debug', 'print the stack trace of errors')
+    .showSuggestionAfterError(true)
+    .configureOutput({ outputError: () => {} }) // main.ts prints errors, one line each
+    .exitOverride();
+
+  program
+    .command('inspect')
+    .description(
+      'show the config, tensors (names, dtypes, shapes) and parameter counts of a model folder, an adapter folder or a .safetensors file',
+    )
+    .argument('<path>', 'model folder, adapter folder or .safetensors file')
+    .option('--json', 'print one JSON object instead of text')
+    .action(async (path: string, options) =>
+      (await import('./commands/inspect.js')).inspectCommand(path, options),
+    );
+
+  program
+    .command('logits')
+    .description('print the logits of token ids as one JSON object {"shape":[B,T,V],"data":[...]} on stdout')
+    .requiredOption('--model <dir>', 'Hugging Face model folder (config.json + safetensors)')
+    .option(
+      '--adapter <dir>',
+      'PEFT adapter folder to apply (adapter_config.json + adapter_model.safetensors)',
+    )
+    .requiredOption(
+      '--ids <ids>',
+      'token ids, comma-separated; rows separated by ";" (shorter rows are right-padded and masked)',
+    )
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .action(async (options) => (await import('./commands/logits.js')).logitsCommand(options));
+
+  program
+    .command('generate')
+    .description('continue a prompt, streaming the new tokens to stdout')
+    .requiredOption('--model <dir>', 'Hugging Face model folder')
+    .option('--adapter <dir>', 'PEFT adapter folder to apply')
+    .option('--prompt <text>', "prompt text, encoded with the model folder's tokenizer.json")
+    .option('--ids <ids>', 'prompt as comma-separated token ids; the new ids are printed, comma-separated')
+    .option('--tokenizer <dir>', 'folder with tokenizer.json (default: --model), or "byte" for UTF-8 bytes')
+    .option('--max-new-tokens <n>', 'tokens to generate at most', integer(0), 32)
+    .option(
+      '--temperature <t>',
+      'sample with this temperature (0: greedy)',
+      number((n) => n >= 0, 'a number >= 0'),
+    )
+    .option('--top-k <k>', 'sample among the k most likely tokens', integer(1))
+    .option(
+      '--top-p <p>',
+      'sample among the most likely tokens of total probability p',
+      number((n) => n > 0 && n <= 1, 'a number in (0, 1]'),
+    )
+    .option('--seed <s>', 'seed of the sampler', integer(0))
+    .option('--ignore-eos', 'keep going after the end-of-sequence token')
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .action(async (options) => (await import('./commands/generate.js')).generateCommand(options));
+
+  program
+    .command('merge')
+    .description('merge an adapter into the weights and write a Hugging Face model folder')
+    .requiredOption('--model <dir>', 'Hugging Face model folder (the base model)')
+    .requiredOption('--adapter <dir>', 'PEFT adapter folder trained on that model')
+    .requiredOption('--out <dir>', 'folder to write (config.json, safetensors, tokenizer files)')
+    .addOption(
+      new Option(
+        '--dtype <dtype>',
+        "storage dtype of the weights (default: the base config's dtype)",
+      ).choices(MERGE_DTYPES),
+    )
+    .option('--overwrite', 'write into a non-empty --out folder')
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .action(async (options) => (await import('./commands/merge.js')).mergeCommand(options));
+
+  return program;
+}
