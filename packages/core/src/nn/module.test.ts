@@ -116,7 +116,7 @@ describe('Module', () => {
     }
     const c = new Net();
     const before = new Map([...c.stateDict()].map(([k, v]) => [k, v.dataSync().slice()]));
-    const bad = new Map(state);
+    const bad = new Map<string, tf.Tensor>(state);
     bad.set('layers.0.fc.weight', tf.zeros([3, 4]));
     bad.delete('scale');
     bad.set('extra', tf.zeros([1]));
