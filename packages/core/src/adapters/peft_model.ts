@@ -502,7 +502,8 @@ export class PeftModel<M extends Module = Module> extends Module {
       const encoder = this.#promptEncoders!.get(name)!;
       return entry.method.savedTensors(encoder);
     }
-    for (const [path, tensor] of this.namedTensors()) {
+    // Non-persistent buffers (VeRA's projections with `save_projection=False`) are not saved.
+    for (const [path, tensor] of this.namedStateTensors()) {
       const key = savedKey(path, name, entry.method.tensorPrefix);
       if (key !== null) out.set(key, tensor.value);
     }
@@ -547,18 +548,24 @@ export class PeftModel<M extends Module = Module> extends Module {
       return;
     }
     const expected = new Map<string, string>();
-    for (const [path] of this.namedTensors()) {
+    for (const [path] of this.namedStateTensors()) {
       const key = savedKey(path, name, entry.method.tensorPrefix);
       if (key !== null) expected.set(key, path);
     }
     for (const [key, path] of this.#savedModuleKeys(name)) expected.set(key, path);
+    // A file may still hold a non-persistent buffer (rebuilt, not loaded): ignored, as PEFT does.
+    const rebuilt = new Set<string>();
+    for (const [path] of this.namedBuffers()) {
+      const key = savedKey(path, name, entry.method.tensorPrefix);
+      if (key !== null && !expected.has(key)) rebuilt.add(key);
+    }
     const mapped = new Map<string, tf.Tensor>();
     const problems: string[] = [];
     for (const [key, tensor] of tensors) {
       const path = expected.get(key);
-      if (path === undefined)
+      if (path !== undefined) mapped.set(path, tensor);
+      else if (!rebuilt.has(key))
         problems.push(`unexpected tensor "${key}" (no such adapter tensor in the model)`);
-      else mapped.set(path, tensor);
     }
     for (const key of expected.keys()) if (!tensors.has(key)) problems.push(`missing tensor "${key}"`);
     if (problems.length > 0) {

@@ -27,6 +27,8 @@ export abstract class Module {
   readonly #parameters = new Map<string, Parameter>();
   readonly #children = new Map<string, Module>();
   readonly #buffers = new Map<string, Parameter>();
+  /** Names of this module's buffers left out of the state dict (PyTorch's `persistent=False`). */
+  readonly #transientBuffers = new Set<string>();
 
   /** Register (or replace) a parameter under a local name. */
   protected registerParameter(name: string, parameter: Parameter): Parameter {
@@ -39,11 +41,19 @@ export abstract class Module {
    * Register (or replace) a buffer: a frozen tensor that is part of the state dict but not a
    * parameter (not counted, never trained), like PyTorch's `register_buffer` (e.g. VeRA's shared
    * projections). Its holder is a `Parameter` with `requiresGrad` false, so it can be assigned.
+   * A buffer registered with `persistent: false` is left out of `stateDict` and `loadStateDict`
+   * (PyTorch's `register_buffer(..., persistent=False)`: state that is rebuilt, not saved).
    */
-  protected registerBuffer(name: string, buffer: Parameter): Parameter {
+  protected registerBuffer(
+    name: string,
+    buffer: Parameter,
+    options: { persistent?: boolean } = {},
+  ): Parameter {
     checkName('buffer', name);
     buffer.requiresGrad = false;
     this.#buffers.set(name, buffer);
+    if (options.persistent ?? true) this.#transientBuffers.delete(name);
+    else this.#transientBuffers.add(name);
     return buffer;
   }
 
@@ -52,12 +62,13 @@ export abstract class Module {
     return this.#buffers.entries();
   }
 
-  /** Every buffer with its dotted name, shared ones listed once. */
-  *namedBuffers(prefix = ''): Generator<[string, Parameter]> {
+  /** Every buffer with its dotted name, shared ones listed once (`persistentOnly`: the saved ones). */
+  *namedBuffers(prefix = '', options: { persistentOnly?: boolean } = {}): Generator<[string, Parameter]> {
     const seen = new Set<Parameter>();
     for (const [moduleName, module] of this.namedModules(prefix)) {
       for (const [name, buffer] of module.#buffers) {
         if (seen.has(buffer)) continue;
+        if (options.persistentOnly && module.#transientBuffers.has(name)) continue;
         seen.add(buffer);
         yield [moduleName === '' ? name : `${moduleName}.${name}`, buffer];
       }
@@ -89,6 +100,7 @@ export abstract class Module {
   protected removeBuffer(name: string): Parameter | undefined {
     const buffer = this.#buffers.get(name);
     this.#buffers.delete(name);
+    this.#transientBuffers.delete(name);
     return buffer;
   }
 
@@ -168,10 +180,16 @@ export abstract class Module {
     yield* this.namedBuffers();
   }
 
-  /** Parameters and buffers by dotted name; the tensors are the live variables, not copies. */
+  /** What the state dict holds: parameters and persistent buffers, by dotted name. */
+  *namedStateTensors(): Generator<[string, Parameter]> {
+    yield* this.namedParameters();
+    yield* this.namedBuffers('', { persistentOnly: true });
+  }
+
+  /** Parameters and persistent buffers by dotted name; the tensors are the live variables, not copies. */
   stateDict(): Map<string, tf.Variable> {
     const out = new Map<string, tf.Variable>();
-    for (const [name, parameter] of this.namedTensors()) out.set(name, parameter.value);
+    for (const [name, parameter] of this.namedStateTensors()) out.set(name, parameter.value);
     return out;
   }
 
@@ -181,7 +199,7 @@ export abstract class Module {
    */
   loadStateDict(values: ReadonlyMap<string, tf.Tensor>, options: LoadStateDictOptions = {}): void {
     const strict = options.strict ?? true;
-    const own = new Map(this.namedTensors());
+    const own = new Map(this.namedStateTensors());
     const problems: string[] = [];
     for (const [name, value] of values) {
       const parameter = own.get(name);
@@ -234,14 +252,20 @@ export class ModuleDict<M extends Module = Module> extends Module {
 
 /**
  * Parameters addressed by key, like `nn.ParameterDict` (e.g. VeRA's `vera_lambda_b.default`).
- * With `{ buffers: true }` the entries are buffers, like PEFT's `BufferDict` (`vera_A.default`).
+ * With `{ buffers: true }` the entries are buffers, like PEFT's `BufferDict` (`vera_A.default`);
+ * `persistent: false` keeps them out of the state dict, like `BufferDict(persistent=False)`.
  */
 export class ParameterDict extends Module {
   readonly holdsBuffers: boolean;
+  readonly persistent: boolean;
 
-  constructor(options: { buffers?: boolean } = {}) {
+  constructor(options: { buffers?: boolean; persistent?: boolean } = {}) {
     super();
     this.holdsBuffers = options.buffers ?? false;
+    this.persistent = options.persistent ?? true;
+    if (!this.persistent && !this.holdsBuffers) {
+      throw new Error('ParameterDict: only buffers can be non-persistent (use { buffers: true })');
+    }
   }
 
   #entries(): IterableIterator<[string, Parameter]> {
@@ -254,7 +278,7 @@ export class ParameterDict extends Module {
   }
 
   set(key: string, parameter: Parameter): void {
-    if (this.holdsBuffers) this.registerBuffer(key, parameter);
+    if (this.holdsBuffers) this.registerBuffer(key, parameter, { persistent: this.persistent });
     else this.registerParameter(key, parameter);
   }
 
