@@ -14,6 +14,7 @@ const USER_ERROR_NAMES = new Set([
   'FolderNotFoundError',
   'SafetensorsError',
   'AdapterConfigError',
+  'NonFiniteLossError',
 ]);
 
 function isUserError(error: unknown): boolean {

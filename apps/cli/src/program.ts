@@ -1,7 +1,7 @@
 // The `peft` command line: one commander program, one file per command under commands/. The commands
 // are imported when they run, so that --help and mistakes in the options answer without loading tfjs.
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { BACKENDS, MERGE_DTYPES } from './choices.js';
+import { BACKENDS, LR_SCHEDULERS, MERGE_DTYPES } from './choices.js';
 
 function integer(min: number) {
   return (value: string): number => {
@@ -107,6 +107,61 @@ export function createProgram(): Command {
     .addOption(backendOption())
     .addOption(verboseOption())
     .action(async (options) => (await import('./commands/merge.js')).mergeCommand(options));
+
+  program
+    .command('train')
+    .description(
+      'train an adapter of a registered technique on a text file and save it as a PEFT adapter folder',
+    )
+    .requiredOption('--model <dir>', 'Hugging Face model folder (the base model, frozen)')
+    .requiredOption('--method <name>', 'registered technique, e.g. lora (see the error for the list)')
+    .requiredOption('--data <file>', 'training text: a text file, or .jsonl with a "text" field per line')
+    .requiredOption(
+      '--out <dir>',
+      'adapter folder to write (adapter_config.json + adapter_model.safetensors)',
+    )
+    .option('--config <file>', "the technique's config as JSON in PEFT's field names (adapter_config.json)")
+    .option(
+      '--set <key=value>',
+      'a config field, e.g. --set r=8 --set \'target_modules=["c_attn"]\' (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option('--tokenizer <dir>', 'folder with tokenizer.json (default: --model), or "byte" for UTF-8 bytes')
+    .option('--steps <n>', 'optimizer steps', integer(1), 100)
+    .option('--batch-size <n>', 'blocks per micro-batch', integer(1), 8)
+    .option('--seq-len <n>', 'tokens per block', integer(2), 128)
+    .option('--gradient-accumulation-steps <n>', 'micro-batches per optimizer step', integer(1), 1)
+    .option(
+      '--lr <rate>',
+      'AdamW learning rate',
+      number((n) => n > 0, 'a number > 0'),
+      2e-4,
+    )
+    .option(
+      '--weight-decay <w>',
+      'AdamW decoupled weight decay (biases and norms excluded)',
+      number((n) => n >= 0, 'a number >= 0'),
+      0,
+    )
+    .addOption(
+      new Option('--lr-scheduler <name>', 'learning-rate schedule after the warm-up')
+        .choices(LR_SCHEDULERS)
+        .default('linear'),
+    )
+    .option('--warmup-steps <n>', 'steps of linear warm-up', integer(0), 0)
+    .option(
+      '--max-grad-norm <n>',
+      'clip the global gradient norm (0: no clipping)',
+      number((n) => n >= 0, 'a number >= 0'),
+      1,
+    )
+    .option('--seed <s>', 'seed of the adapter initialisation, dropout and data order', integer(0), 42)
+    .option('--log-every <n>', 'steps between log lines when stderr is not a terminal', integer(1), 10)
+    .option('--overwrite', 'write into a non-empty --out folder')
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .action(async (options) => (await import('./commands/train.js')).trainCommand(options));
 
   return program;
 }

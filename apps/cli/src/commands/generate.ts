@@ -1,14 +1,12 @@
 // `peft generate`: continues a prompt, streaming each token to stdout as soon as it is chosen.
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { BackendName } from '@peft/core';
-import { ByteTokenizer, type GenerateOptions, generate, type Tokenizer } from '@peft/models';
-import { loadTokenizer } from '@peft/models/node';
+import { type GenerateOptions, generate, type Tokenizer } from '@peft/models';
 import { startBackend } from '../backend.js';
 import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder, vocabSize } from '../model_folder.js';
 import { writeStdout } from '../output.js';
 import { parseTokenIds } from '../token_ids.js';
+import { checkTokenRange, tokenizerFor } from '../tokenizer_option.js';
 
 export interface GenerateCommandOptions {
   model: string;
@@ -24,26 +22,6 @@ export interface GenerateCommandOptions {
   ignoreEos?: boolean;
   backend?: BackendName;
   verbose?: boolean;
-}
-
-/** The tokenizer for a text prompt: `--tokenizer` (a folder, or `byte`), else the model folder's. */
-async function tokenizerFor(options: GenerateCommandOptions, vocab: number | null): Promise<Tokenizer> {
-  if (options.tokenizer === 'byte') {
-    if (vocab === null || vocab > 256)
-      throw new UsageError(
-        `--tokenizer byte needs a model with vocab_size 256 or less (this one has ${vocab})`,
-      );
-    return new ByteTokenizer();
-  }
-  const dir = options.tokenizer ?? options.model;
-  if (!(await stat(dir).catch(() => null))?.isDirectory())
-    throw new UsageError(`tokenizer folder not found: ${dir}`);
-  if (!(await stat(join(dir, 'tokenizer.json')).catch(() => null))) {
-    throw new UsageError(
-      `${dir} has no tokenizer.json: pass --tokenizer <folder> (or --tokenizer byte for UTF-8 byte models), or the prompt as token ids with --ids`,
-    );
-  }
-  return loadTokenizer(dir);
 }
 
 /**
@@ -94,14 +72,10 @@ export async function generateCommand(options: GenerateCommandOptions): Promise<
   let prompt: number[];
   let tokenizer: Tokenizer | null = null;
   if (options.prompt !== undefined) {
-    tokenizer = await tokenizerFor(options, vocab);
+    tokenizer = await tokenizerFor(options.tokenizer, options.model, vocab);
     prompt = tokenizer.encode(options.prompt);
     if (prompt.length === 0) throw new UsageError('--prompt: the prompt encodes to no tokens');
-    const outside = prompt.find((id) => vocab !== null && id >= vocab);
-    if (outside !== undefined)
-      throw new UsageError(
-        `the tokenizer gives token id ${outside}, outside the model's vocab_size ${vocab}`,
-      );
+    checkTokenRange(prompt, vocab);
   } else {
     const rows = parseTokenIds(options.ids!, vocab);
     if (rows.length !== 1) throw new UsageError('generate takes one prompt: --ids without ";"');

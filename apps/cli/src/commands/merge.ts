@@ -1,14 +1,14 @@
 // `peft merge`: an adapter merged into its base model's weights, written as a plain Hugging Face model
 // folder (what PEFT's `merge_and_unload()` then `save_pretrained()` give).
-import { copyFile, readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { copyFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { BackendName } from '@peft/core';
 import { saveModel } from '@peft/models/node';
 import { SingleBar } from 'cli-progress';
 import { startBackend } from '../backend.js';
 import { MERGE_DTYPES, type MergeDtype } from '../choices.js';
-import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder } from '../model_folder.js';
+import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
 
 const STORAGE_DTYPES = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as const;
@@ -36,21 +36,6 @@ export interface MergeCommandOptions {
   verbose?: boolean;
 }
 
-async function checkOutFolder(
-  out: string,
-  model: string,
-  adapter: string,
-  overwrite: boolean,
-): Promise<void> {
-  if (resolve(out) === resolve(model) || resolve(out) === resolve(adapter))
-    throw new UsageError(`--out must be a new folder, not the --model or --adapter folder: ${out}`);
-  const info = await stat(out).catch(() => null);
-  if (!info) return;
-  if (!info.isDirectory()) throw new UsageError(`--out exists and is not a folder: ${out}`);
-  if (!overwrite && (await readdir(out)).length > 0)
-    throw new UsageError(`--out folder is not empty: ${out} (pass --overwrite to write into it)`);
-}
-
 /** The base model's storage dtype from config.json (`dtype`, or the older `torch_dtype`), else float32. */
 function configDtype(config: Record<string, unknown>): MergeDtype {
   const value = config.dtype ?? config.torch_dtype;
@@ -58,7 +43,7 @@ function configDtype(config: Record<string, unknown>): MergeDtype {
 }
 
 export async function mergeCommand(options: MergeCommandOptions): Promise<void> {
-  await checkOutFolder(options.out, options.model, options.adapter, options.overwrite ?? false);
+  await checkOutFolder(options.out, [options.model, options.adapter], options.overwrite ?? false);
   const folders = await checkModelFolder(options.model, options.adapter);
   // Drawn on stderr only when it is a terminal (cli-progress skips other streams).
   const bar = new SingleBar({

@@ -1,0 +1,142 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@peft/core';
+import { readSafetensorsFile } from '@peft/core/node';
+import { createModel } from '@peft/models';
+import { saveModel } from '@peft/models/node';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, peft } from './test/run_cli.js';
+
+let tmp: string;
+let model: string;
+let data: string;
+let tiny: string;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu' });
+  tf.env().set('PROD', true);
+  tmp = mkdtempSync(join(tmpdir(), 'peft-cli-train-'));
+  // A random GPT-2 over UTF-8 bytes and a repetitive text it can learn quickly.
+  model = join(tmp, 'model');
+  const base = createModel({
+    model_type: 'gpt2',
+    vocab_size: 256,
+    n_embd: 32,
+    n_head: 2,
+    n_layer: 2,
+    n_positions: 64,
+  });
+  await saveModel(base, model);
+  base.dispose();
+  data = join(tmp, 'data.jsonl');
+  const lines = Array.from({ length: 40 }, (_, i) =>
+    JSON.stringify({ text: `the cat sat on mat ${i % 3}. ` }),
+  );
+  writeFileSync(data, lines.join('\n'));
+  tiny = join(tmp, 'tiny.txt');
+  writeFileSync(tiny, 'hi');
+});
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function ok(result: CliResult): CliResult {
+  expect(result.stderr).not.toMatch(/^peft:/m);
+  expect(result.code).toBe(0);
+  return result;
+}
+
+describe('peft train', () => {
+  it('trains a LoRA adapter (loss falls), saves a PEFT folder that --adapter then applies', async () => {
+    const out = join(tmp, 'lora');
+    const train = ok(
+      await peft(
+        ...[
+          'train',
+          '--model',
+          model,
+          '--method',
+          'lora',
+          '--data',
+          data,
+          '--out',
+          out,
+          '--tokenizer',
+          'byte',
+        ],
+        ...['--steps', '20', '--batch-size', '4', '--seq-len', '16', '--lr', '1e-2', '--backend', 'cpu'],
+        ...[
+          '--set',
+          'r=4',
+          '--set',
+          'lora_alpha=8',
+          '--set',
+          'target_modules=["c_attn"]',
+          '--log-every',
+          '5',
+        ],
+      ),
+    );
+    expect(train.stdout).toMatch(/^trainable params: 1,024 \|\| all params: [\d,]+ \|\| trainable%: /);
+    const [, first, last] = train.stdout.match(/loss ([\d.]+) -> ([\d.]+); wrote /)!;
+    expect(Number(last)).toBeLessThan(Number(first));
+    expect(train.stderr.match(/^step \d+\/20: loss /gm)).toHaveLength(4);
+
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({
+      peft_type: 'LORA',
+      r: 4,
+      lora_alpha: 8,
+      target_modules: ['c_attn'],
+      base_model_name_or_path: model,
+      inference_mode: true,
+    });
+    const ids = '116,104,101,32,99,97,116';
+    const [base, adapted] = await Promise.all([
+      peft('logits', '--model', model, '--ids', ids, '--backend', 'cpu'),
+      peft('logits', '--model', model, '--adapter', out, '--ids', ids, '--backend', 'cpu'),
+    ]);
+    const { tensors } = await readSafetensorsFile(join(out, 'adapter_model.safetensors'));
+    expect([...tensors.values()].reduce((sum, t) => sum + t.data.length, 0)).toBe(1024);
+    const baseData = JSON.parse(ok(base).stdout).data as number[];
+    const adaptedData = JSON.parse(ok(adapted).stdout).data as number[];
+    expect(adaptedData).toHaveLength(baseData.length);
+    expect(Math.max(...adaptedData.map((v, i) => Math.abs(v - baseData[i]!)))).toBeGreaterThan(1e-3);
+  });
+
+  it('bad training input is one line on stderr', async () => {
+    const common = ['--model', model, '--data', data, '--tokenizer', 'byte'];
+    const results = await Promise.all([
+      peft('train', ...common, '--method', 'nope', '--out', join(tmp, 'a')),
+      peft('train', ...common, '--method', 'lora', '--out', join(tmp, 'b'), '--set', 'r=-1'),
+      peft('train', ...common, '--method', 'lora', '--out', join(tmp, 'c'), '--seq-len', '100000'),
+      peft(
+        'train',
+        ...common,
+        '--method',
+        'lora',
+        '--out',
+        join(tmp, 'd'),
+        '--data',
+        tiny,
+        '--seq-len',
+        '16',
+      ),
+    ]);
+    const messages = [
+      /unknown PEFT method "nope"; registered: .*lora/,
+      /field "r" must be a positive integer \(got -1\)/,
+      /--seq-len 100000 is longer than the model's 64 positions/,
+      /the data has 2 tokens, fewer than one block of --seq-len 16/,
+    ];
+    for (const [i, result] of results.entries()) {
+      expect(result.code).toBe(1);
+      const lines = result.stderr.split('\n').filter(Boolean);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^peft: /);
+      expect(lines[0]).not.toMatch(/internal error/);
+      expect(lines[0]).toMatch(messages[i]!);
+    }
+  });
+});
