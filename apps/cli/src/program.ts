@@ -31,7 +31,7 @@ const verboseOption = () => new Option('--verbose', 'report the backend and timi
 export function createProgram(): Command {
   const program = new Command('peft')
     .description(
-      'Parameter-efficient fine-tuning on TensorFlow.js: inspect, run and merge Hugging Face checkpoints and PEFT adapters.',
+      'Parameter-efficient fine-tuning on TensorFlow.js: inspect and run Hugging Face checkpoints, train PEFT adapters and merge them.',
     )
     .option('--debug', 'print the stack trace of errors')
     .showSuggestionAfterError(true)
@@ -114,7 +114,10 @@ export function createProgram(): Command {
       'train an adapter of a registered technique on a text file and save it as a PEFT adapter folder',
     )
     .requiredOption('--model <dir>', 'Hugging Face model folder (the base model, frozen)')
-    .requiredOption('--method <name>', 'registered technique, e.g. lora (see the error for the list)')
+    .requiredOption(
+      '--method <name>',
+      'registered technique, e.g. lora (an unknown name lists the registered ones)',
+    )
     .requiredOption('--data <file>', 'training text: a text file, or .jsonl with a "text" field per line')
     .requiredOption(
       '--out <dir>',
