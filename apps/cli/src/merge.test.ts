@@ -69,6 +69,38 @@ describe('peft merge and --adapter', () => {
     },
   );
 
+  it("prefix tuning: --adapter gives PEFT's logits and greedy tokens; merge is refused in one line", async () => {
+    const adapter = `${REPO_ROOT}packages/prefix/fixtures/peft-gpt2`;
+    const expected = JSON.parse(readFileSync(`${adapter}/expected.json`, 'utf8')) as {
+      base: string;
+      plain: { input_ids: number[][]; logits: number[][][] };
+      generation: { prompts: number[][]; tokens: number[][] };
+    };
+    const base = `${MODEL_FIXTURES}/${expected.base}`;
+    const ids = expected.plain.input_ids.map((row) => row.join(',')).join(';');
+    const prompt = expected.generation.prompts[0]!;
+    const tokens = expected.generation.tokens[0]!;
+    const [logits, generated, merge] = await Promise.all([
+      peft('logits', '--model', base, '--adapter', adapter, '--ids', ids, '--backend', 'cpu'),
+      peft(
+        ...['generate', '--model', base, '--adapter', adapter, '--ids', prompt.join(',')],
+        ...['--max-new-tokens', String(tokens.length), '--backend', 'cpu'],
+      ),
+      peft('merge', '--model', base, '--adapter', adapter, '--out', join(tmp, 'prefix-merged')),
+    ]);
+    const rows = expected.plain.input_ids.map((row, r) => ({
+      row: r,
+      length: row.length,
+      reference: expected.plain.logits[r]!,
+      offset: 0,
+    }));
+    expect(maxAbsDiff(logitsJson(logits), rows)).toBeLessThanOrEqual(1e-4);
+    expect(generated.stdout).toBe(`${tokens.join(',')}\n`);
+    expect(merge.code).toBe(1);
+    expect(merge.stderr).toMatch(/^peft: .*"prefix" adapters cannot be merged into the weights.*\n$/);
+    expect(merge.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
   it('inspect reads an adapter folder and names its technique', async () => {
     const adapter = `${LORA_FIXTURES}/peft-gpt2`;
     const result = await peft('inspect', adapter, '--json');

@@ -3,7 +3,7 @@
 // The folders are checked first (files present, configs readable, safetensors headers sound, the
 // model_type and peft_type known), before a backend starts, so that bad input fails fast and alone.
 import { stat } from 'node:fs/promises';
-import { type PeftModel, peftMethodForType } from '@peft/core';
+import { type PeftMethod, type PeftModel, peftMethodForType } from '@peft/core';
 import { loadAdapter } from '@peft/core/node';
 import { architectureFor, type CausalLM, type ModelConfigJson } from '@peft/models';
 import { loadModel } from '@peft/models/node';
@@ -16,6 +16,8 @@ export interface CheckedFolders {
   modelDir: string;
   adapterDir: string | undefined;
   config: ModelConfigJson;
+  /** The technique that reads the adapter folder's peft_type. */
+  adapterMethod: PeftMethod | null;
 }
 
 export interface LoadedModel {
@@ -39,14 +41,15 @@ export async function checkModelFolder(modelDir: string, adapterDir?: string): P
     throw new UsageError(`--model must be a model folder, ${modelDir} holds an adapter`);
   const config = model.config as ModelConfigJson;
   architectureFor(config.model_type); // throws for an unsupported model_type, listing the supported ones
+  let adapterMethod: PeftMethod | null = null;
   if (adapterDir !== undefined) {
     await requireFolder(adapterDir, 'adapter');
     const adapter = await inspectPath(adapterDir);
     if (adapter.kind !== 'adapter')
       throw new UsageError(`${adapterDir} is not an adapter folder (no adapter_config.json)`);
-    peftMethodForType(adapter.peft_type!); // throws for an unregistered peft_type, listing the known ones
+    adapterMethod = peftMethodForType(adapter.peft_type!); // an unregistered peft_type lists the known ones
   }
-  return { modelDir, adapterDir, config };
+  return { modelDir, adapterDir, config, adapterMethod };
 }
 
 /** Loads checked folders: the model, then the adapter into it (needs a started backend). */

@@ -7,6 +7,7 @@ import { saveModel } from '@peft/models/node';
 import { SingleBar } from 'cli-progress';
 import { startBackend } from '../backend.js';
 import { MERGE_DTYPES, type MergeDtype } from '../choices.js';
+import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder } from '../model_folder.js';
 import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
@@ -45,6 +46,11 @@ function configDtype(config: Record<string, unknown>): MergeDtype {
 export async function mergeCommand(options: MergeCommandOptions): Promise<void> {
   await checkOutFolder(options.out, [options.model, options.adapter], options.overwrite ?? false);
   const folders = await checkModelFolder(options.model, options.adapter);
+  if (folders.adapterMethod?.kind === 'prompt') {
+    throw new UsageError(
+      `${options.adapter}: "${folders.adapterMethod.name}" adapters cannot be merged into the weights (they feed the attention, not the weights); use --adapter instead`,
+    );
+  }
   // Drawn on stderr only when it is a terminal (cli-progress skips other streams).
   const bar = new SingleBar({
     format: 'merge [{bar}] {value}/{total} {stage}',
