@@ -16,9 +16,10 @@ import { loadAdapter, saveAdapter } from '@peft/core/node';
 import type { CausalLM } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeltaLoraConfig, DeltaLoraConfigInput } from './config.js';
+import { type DeltaLoraConfig, type DeltaLoraConfigInput, deltaLoraConfig } from './config.js';
 import { getDeltaLoraModel } from './index.js';
 import type { DeltaLoraLayer } from './layer.js';
+import { saveAsLoraAdapter } from './node.js';
 import { createOptimizer } from './optimizer.js';
 import {
   batches,
@@ -155,5 +156,25 @@ describe('the native Delta-LoRA adapter', () => {
     for (const [name, parameter] of target.namedTensors()) {
       expect(bitwiseEqual(parameter.value, before.get(name)!), name).toBe(true);
     }
+  });
+
+  it('saveAsLoraAdapter writes LoRA folders as PEFT lays them out, for the original model', async () => {
+    const peft = getDeltaLoraModel(tinyGpt2(SEED), CONFIG);
+    peft.addAdapter(
+      'mlp',
+      'delta-lora',
+      deltaLoraConfig({ r: 1, targetModules: ['c_fc'], updateStartSteps: 0 }),
+    );
+    await train(peft, batches(1300, 4));
+    const dir = tempDir();
+    const folders = await saveAsLoraAdapter(peft, dir, { baseModelNameOrPath: 'tiny' });
+    expect(folders).toEqual([dir, join(dir, 'mlp')]);
+    const config = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 4, base_model_name_or_path: 'tiny' });
+    // 'mlp' never trained (the active adapter did): not started, so its plain rank-1 LoRA adapter.
+    expect(JSON.parse(readFileSync(join(dir, 'mlp', 'adapter_config.json'), 'utf8'))).toMatchObject({ r: 1 });
+    const loaded = await loadAdapter(tinyGpt2(SEED), dir);
+    loaded.eval();
+    expect(maxAbsDiff(logitsOf(loaded.model), logitsOf(peft.model))).toBeLessThan(1e-5);
   });
 });
