@@ -141,6 +141,11 @@ describe('DeltaLoraOptimizer', () => {
     );
     expect(maxAbsDiff(layer.deltaState('default')!.weightDelta, moved)).toBeLessThan(1e-7);
     expect(optimizer.stepCount).toBe(4);
+    tf.dispose([old.a, old.b, wBefore, w0, expected, moved]);
+    // A step past the start leaves no tensor behind.
+    const live = tf.memory().numTensors;
+    await run.trainStep(data[4]!);
+    expect(tf.memory().numTensors).toBe(live);
   });
 
   it('gives W no gradient and no optimizer state', async () => {
