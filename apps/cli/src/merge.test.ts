@@ -8,8 +8,8 @@ import { type LogitsJson, MODEL_FIXTURES, maxAbsDiff, peft, REPO_ROOT } from './
 
 const LORA_FIXTURES = `${REPO_ROOT}packages/lora/fixtures`;
 
-/** A PEFT LoRA fixture: the adapter, its base model, inputs and PEFT's logits with the adapter. */
-interface LoraExpected {
+/** A PEFT adapter fixture: the adapter, its base model, inputs and PEFT's logits with the adapter. */
+interface AdapterExpected {
   base: string;
   input_ids: number[][];
   adapters: { default: { logits: number[][][] } };
@@ -28,46 +28,48 @@ function logitsJson(result: { code: number | null; stdout: string; stderr: strin
 }
 
 describe('peft merge and --adapter', () => {
-  it.each(['peft-gpt2', 'peft-llama-all-linear-rslora'])(
-    "%s: --adapter gives PEFT's logits, and the merged folder gives the same",
-    async (name) => {
-      const adapter = `${LORA_FIXTURES}/${name}`;
-      const expected = JSON.parse(readFileSync(`${adapter}/expected.json`, 'utf8')) as LoraExpected;
-      const base = `${MODEL_FIXTURES}/${expected.base}`;
-      const ids = expected.input_ids.map((row) => row.join(',')).join(';');
-      const out = join(tmp, name);
-      const common = ['--ids', ids, '--backend', 'cpu'];
-      const [withAdapter, merge] = await Promise.all([
-        peft('logits', '--model', base, '--adapter', adapter, ...common),
-        peft('merge', '--model', base, '--adapter', adapter, '--out', out, '--backend', 'cpu'),
-      ]);
-      expect(merge.stderr).toBe('');
-      expect(merge.code).toBe(0);
-      expect(merge.stdout).toContain(`wrote ${out}`);
-      const merged = await peft('logits', '--model', out, ...common);
+  it.each([
+    'lora/fixtures/peft-gpt2',
+    'lora/fixtures/peft-llama-all-linear-rslora',
+    'vera/fixtures/peft-gpt2',
+  ])("%s: --adapter gives PEFT's logits, and the merged folder gives the same", async (fixture) => {
+    const adapter = `${REPO_ROOT}packages/${fixture}`;
+    const name = fixture.replaceAll('/', '-');
+    const expected = JSON.parse(readFileSync(`${adapter}/expected.json`, 'utf8')) as AdapterExpected;
+    const base = `${MODEL_FIXTURES}/${expected.base}`;
+    const ids = expected.input_ids.map((row) => row.join(',')).join(';');
+    const out = join(tmp, name);
+    const common = ['--ids', ids, '--backend', 'cpu'];
+    const [withAdapter, merge] = await Promise.all([
+      peft('logits', '--model', base, '--adapter', adapter, ...common),
+      peft('merge', '--model', base, '--adapter', adapter, '--out', out, '--backend', 'cpu'),
+    ]);
+    expect(merge.stderr).toBe('');
+    expect(merge.code).toBe(0);
+    expect(merge.stdout).toContain(`wrote ${out}`);
+    const merged = await peft('logits', '--model', out, ...common);
 
-      const adapted = logitsJson(withAdapter);
-      const rows = expected.input_ids.map((row, r) => ({
-        row: r,
-        length: row.length,
-        reference: expected.adapters.default.logits[r]!,
-        offset: 0,
-      }));
-      expect(maxAbsDiff(adapted, rows)).toBeLessThanOrEqual(1e-4);
-      const mergedJson = logitsJson(merged);
-      expect(mergedJson.shape).toEqual(adapted.shape);
-      const worst = Math.max(...mergedJson.data.map((v, i) => Math.abs(v - adapted.data[i]!)));
-      expect(worst).toBeLessThanOrEqual(1e-4);
+    const adapted = logitsJson(withAdapter);
+    const rows = expected.input_ids.map((row, r) => ({
+      row: r,
+      length: row.length,
+      reference: expected.adapters.default.logits[r]!,
+      offset: 0,
+    }));
+    expect(maxAbsDiff(adapted, rows)).toBeLessThanOrEqual(1e-4);
+    const mergedJson = logitsJson(merged);
+    expect(mergedJson.shape).toEqual(adapted.shape);
+    const worst = Math.max(...mergedJson.data.map((v, i) => Math.abs(v - adapted.data[i]!)));
+    expect(worst).toBeLessThanOrEqual(1e-4);
 
-      // A plain model folder: the base's config and tensor names, no LoRA tensors.
-      const names = async (dir: string) =>
-        [...(await readSafetensorsFile(`${dir}/model.safetensors`)).tensors.keys()].sort();
-      expect(await names(out)).toEqual(await names(base));
-      expect(JSON.parse(readFileSync(`${out}/config.json`, 'utf8'))).toEqual(
-        JSON.parse(readFileSync(`${base}/config.json`, 'utf8')),
-      );
-    },
-  );
+    // A plain model folder: the base's config and tensor names, no adapter tensors.
+    const names = async (dir: string) =>
+      [...(await readSafetensorsFile(`${dir}/model.safetensors`)).tensors.keys()].sort();
+    expect(await names(out)).toEqual(await names(base));
+    expect(JSON.parse(readFileSync(`${out}/config.json`, 'utf8'))).toEqual(
+      JSON.parse(readFileSync(`${base}/config.json`, 'utf8')),
+    );
+  });
 
   it("prefix tuning: --adapter gives PEFT's logits and greedy tokens; merge is refused in one line", async () => {
     const adapter = `${REPO_ROOT}packages/prefix/fixtures/peft-gpt2`;
@@ -99,6 +101,33 @@ describe('peft merge and --adapter', () => {
     expect(merge.code).toBe(1);
     expect(merge.stderr).toMatch(/^peft: .*"prefix" adapters cannot be merged into the weights.*\n$/);
     expect(merge.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('Delta-LoRA: the native folder, its LoRA export and the merged folder give the trained logits', async () => {
+    const fixtures = `${REPO_ROOT}packages/delta-lora/fixtures/gpt2`;
+    const expected = JSON.parse(readFileSync(`${fixtures}/expected.json`, 'utf8')) as {
+      base: string;
+      input_ids: number[][];
+      logits: number[][][];
+    };
+    const base = `${MODEL_FIXTURES}/${expected.base}`;
+    const ids = ['--ids', expected.input_ids.map((row) => row.join(',')).join(';'), '--backend', 'cpu'];
+    const out = join(tmp, 'delta-lora-merged');
+    const [native, lora, merge] = await Promise.all([
+      peft('logits', '--model', base, '--adapter', `${fixtures}/native`, ...ids),
+      peft('logits', '--model', base, '--adapter', `${fixtures}/lora`, ...ids),
+      peft('merge', '--model', base, '--adapter', `${fixtures}/native`, '--out', out, '--backend', 'cpu'),
+    ]);
+    expect(merge.code).toBe(0);
+    const merged = await peft('logits', '--model', out, ...ids);
+    const rows = expected.input_ids.map((row, r) => ({
+      row: r,
+      length: row.length,
+      reference: expected.logits[r]!,
+      offset: 0,
+    }));
+    for (const result of [native, lora, merged])
+      expect(maxAbsDiff(logitsJson(result), rows)).toBeLessThanOrEqual(1e-4);
   });
 
   it('inspect reads an adapter folder and names its technique', async () => {

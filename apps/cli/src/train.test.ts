@@ -105,6 +105,36 @@ describe('peft train', () => {
     expect(Math.max(...adaptedData.map((v, i) => Math.abs(v - baseData[i]!)))).toBeGreaterThan(1e-3);
   });
 
+  it('trains Delta-LoRA with its own optimizer (the base weights move: the folder holds their change)', async () => {
+    const out = join(tmp, 'delta-lora');
+    const train = ok(
+      await peft(
+        ...[
+          'train',
+          '--model',
+          model,
+          '--method',
+          'delta-lora',
+          '--data',
+          data,
+          '--out',
+          out,
+          '--tokenizer',
+          'byte',
+        ],
+        ...['--steps', '4', '--batch-size', '2', '--seq-len', '16', '--lr', '1e-2', '--backend', 'cpu'],
+        ...['--set', 'r=2', '--set', 'update_start_steps=1', '--set', 'target_modules=["c_attn"]'],
+      ),
+    );
+    expect(train.stdout).toMatch(/trained delta-lora for 4 steps/);
+    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+    expect(config).toMatchObject({ peft_type: 'DELTA_LORA', r: 2, update_start_steps: 1 });
+    const { tensors } = await readSafetensorsFile(join(out, 'adapter_model.safetensors'));
+    const deltas = [...tensors].filter(([name]) => name.endsWith('.lora_weight_delta'));
+    expect(deltas).toHaveLength(2);
+    expect(deltas.every(([, t]) => t.data.some((v) => v !== 0))).toBe(true);
+  });
+
   it('bad training input is one line on stderr', async () => {
     const common = ['--model', model, '--data', data, '--tokenizer', 'byte'];
     const results = await Promise.all([

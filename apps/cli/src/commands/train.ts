@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import {
   AdamW,
+  type AdamWOptions,
   constantScheduleWithWarmup,
   cosineScheduleWithWarmup,
   getPeftMethod,
@@ -11,7 +12,9 @@ import {
   type LearningRateSchedule,
   linearScheduleWithWarmup,
   manualSeed,
+  type Optimizer,
   type PeftMethod,
+  type PeftModel,
   type StepInfo,
   Trainer,
   weightDecayGroups,
@@ -25,6 +28,7 @@ import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder, vocabSize } from '../model_folder.js';
 import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
+import { TRAINING_OPTIMIZERS } from '../techniques.js';
 import { checkTokenRange, tokenizerFor } from '../tokenizer_option.js';
 import { blockBatches, readDocuments, tokenBlocks } from '../training_data.js';
 
@@ -99,6 +103,12 @@ async function methodConfig(method: PeftMethod, options: TrainCommandOptions): P
   );
 }
 
+/** AdamW over the trainable parameters (biases and norms not decayed), or the technique's own optimizer. */
+function optimizerFor(method: PeftMethod, peft: PeftModel, options: AdamWOptions): Optimizer {
+  const own = TRAINING_OPTIMIZERS[method.name];
+  return own ? own(peft, options) : new AdamW(weightDecayGroups(peft), options);
+}
+
 function schedule(options: TrainCommandOptions): LearningRateSchedule {
   const warmupSteps = options.warmupSteps;
   switch (options.lrScheduler) {
@@ -153,7 +163,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   const trainer = new Trainer<number[][]>({
     module: peft,
     loss: (batch) => causalLMLoss(model, batch),
-    optimizer: new AdamW(weightDecayGroups(peft), { lr: options.lr, weightDecay: options.weightDecay }),
+    optimizer: optimizerFor(method, peft, { lr: options.lr, weightDecay: options.weightDecay }),
     schedule: schedule(options),
     gradientAccumulationSteps: options.gradientAccumulationSteps,
     ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}),
