@@ -4,15 +4,18 @@
 import type { AdamWOptions, Optimizer, PeftModel } from '@peft/core';
 import { createOptimizer as deltaLoraOptimizer } from '@peft/delta-lora';
 import '@peft/lora';
+import { createOptimizer as loraFaOptimizer } from '@peft/lora-fa';
 import '@peft/prefix';
 import '@peft/vera';
 
 /**
  * Techniques that train with their own optimizer, by registered name (the others: AdamW over the
- * trainable parameters). Delta-LoRA's also moves the frozen base weights after each step.
+ * trainable parameters). Delta-LoRA's also moves the frozen base weights after each step; LoRA-FA's
+ * is PEFT's LoRA-FA optimizer (B trained through A's projection).
  */
 export const TRAINING_OPTIMIZERS: Readonly<
-  Record<string, (peft: PeftModel, options: AdamWOptions) => Optimizer>
+  Record<string, (peft: PeftModel, options: AdamWOptions) => Optimizer | Promise<Optimizer>>
 > = {
   'delta-lora': (peft, options) => deltaLoraOptimizer(peft, options),
+  'lora-fa': (peft, options) => loraFaOptimizer(peft, options),
 };

@@ -105,34 +105,34 @@ describe('peft train', () => {
     expect(Math.max(...adaptedData.map((v, i) => Math.abs(v - baseData[i]!)))).toBeGreaterThan(1e-3);
   });
 
-  it('trains Delta-LoRA with its own optimizer (the base weights move: the folder holds their change)', async () => {
-    const out = join(tmp, 'delta-lora');
-    const train = ok(
-      await peft(
-        ...[
-          'train',
-          '--model',
-          model,
-          '--method',
-          'delta-lora',
-          '--data',
-          data,
-          '--out',
-          out,
-          '--tokenizer',
-          'byte',
-        ],
-        ...['--steps', '4', '--batch-size', '2', '--seq-len', '16', '--lr', '1e-2', '--backend', 'cpu'],
-        ...['--set', 'r=2', '--set', 'update_start_steps=1', '--set', 'target_modules=["c_attn"]'],
-      ),
-    );
-    expect(train.stdout).toMatch(/trained delta-lora for 4 steps/);
-    const config = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
-    expect(config).toMatchObject({ peft_type: 'DELTA_LORA', r: 2, update_start_steps: 1 });
-    const { tensors } = await readSafetensorsFile(join(out, 'adapter_model.safetensors'));
+  it('trains Delta-LoRA and LoRA-FA with their own optimizers', async () => {
+    const train = (method: string, ...config: string[]) =>
+      peft(
+        ...['train', '--model', model, '--method', method, '--data', data, '--out', join(tmp, method)],
+        ...['--tokenizer', 'byte', '--steps', '4', '--batch-size', '2', '--seq-len', '16', '--lr', '1e-2'],
+        ...['--backend', 'cpu', '--set', 'target_modules=["c_attn"]', ...config],
+      );
+    const [delta, fa] = (
+      await Promise.all([
+        train('delta-lora', '--set', 'r=2', '--set', 'update_start_steps=1'),
+        train('lora-fa', '--set', 'r=4'),
+      ])
+    ).map(ok);
+
+    // Delta-LoRA's optimizer moves the base weights: the native folder holds their change.
+    expect(delta!.stdout).toMatch(/trained delta-lora for 4 steps/);
+    const deltaConfig = JSON.parse(readFileSync(join(tmp, 'delta-lora', 'adapter_config.json'), 'utf8'));
+    expect(deltaConfig).toMatchObject({ peft_type: 'DELTA_LORA', r: 2, update_start_steps: 1 });
+    const { tensors } = await readSafetensorsFile(join(tmp, 'delta-lora', 'adapter_model.safetensors'));
     const deltas = [...tensors].filter(([name]) => name.endsWith('.lora_weight_delta'));
     expect(deltas).toHaveLength(2);
     expect(deltas.every(([, t]) => t.data.some((v) => v !== 0))).toBe(true);
+
+    // LoRA-FA trains B only (2 layers x 96 x 4) and saves a plain LoRA folder.
+    expect(fa!.stdout).toMatch(/^trainable params: 768 \|\| /);
+    expect(fa!.stdout).toMatch(/trained lora-fa for 4 steps/);
+    const faConfig = JSON.parse(readFileSync(join(tmp, 'lora-fa', 'adapter_config.json'), 'utf8'));
+    expect(faConfig).toMatchObject({ peft_type: 'LORA', r: 4 });
   });
 
   it('bad training input is one line on stderr', async () => {

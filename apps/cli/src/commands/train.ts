@@ -104,9 +104,9 @@ async function methodConfig(method: PeftMethod, options: TrainCommandOptions): P
 }
 
 /** AdamW over the trainable parameters (biases and norms not decayed), or the technique's own optimizer. */
-function optimizerFor(method: PeftMethod, peft: PeftModel, options: AdamWOptions): Optimizer {
+async function optimizerFor(method: PeftMethod, peft: PeftModel, options: AdamWOptions): Promise<Optimizer> {
   const own = TRAINING_OPTIMIZERS[method.name];
-  return own ? own(peft, options) : new AdamW(weightDecayGroups(peft), options);
+  return own ? await own(peft, options) : new AdamW(weightDecayGroups(peft), options);
 }
 
 function schedule(options: TrainCommandOptions): LearningRateSchedule {
@@ -163,7 +163,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   const trainer = new Trainer<number[][]>({
     module: peft,
     loss: (batch) => causalLMLoss(model, batch),
-    optimizer: optimizerFor(method, peft, { lr: options.lr, weightDecay: options.weightDecay }),
+    optimizer: await optimizerFor(method, peft, { lr: options.lr, weightDecay: options.weightDecay }),
     schedule: schedule(options),
     gradientAccumulationSteps: options.gradientAccumulationSteps,
     ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}),
