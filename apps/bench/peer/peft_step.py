@@ -1,0 +1,91 @@
+"""The bench's --peer run: the same training step in Hugging Face PEFT on PyTorch CPU.
+
+Loads the bench's model folder with transformers (float32), applies each technique with the bench's
+settings (PEFT's own LoRA, LoRA-FA optimizer, VeRA and prefix tuning; full fine-tuning with AdamW),
+and times optimizer steps of the bench shape (batch x length tokens, causal-LM loss, gradient
+clipping 1.0) on the given number of threads. Prints one JSON object on the last line of stdout:
+{"torch": ..., "peft": ..., "threads": n, "methods": {name: {"step_seconds_median": s,
+"trainable_params": n} | {"error": "..."}}}.
+
+Usage: python peft_step.py '<json spec>' where the spec holds model, batch, length, threads, steps,
+warmup, seed and methods: [{name, config, lr}].
+"""
+
+import json
+import statistics
+import sys
+import time
+
+
+def build(name, config, lr, model_dir, torch, transformers, peft):
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    model.config.use_cache = False
+    if name == "full":
+        params = [p for p in model.parameters() if p.requires_grad]
+        return model, torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    config = dict(config)
+    task_type = config.pop("task_type", "CAUSAL_LM")
+    if name in ("lora", "lora-fa"):
+        peft_config = peft.LoraConfig(task_type=task_type, **config)
+    elif name == "vera":
+        peft_config = peft.VeraConfig(task_type=task_type, **config)
+    elif name == "prefix":
+        peft_config = peft.PrefixTuningConfig(task_type=task_type, **config)
+    else:
+        raise ValueError(f"PEFT has no technique {name!r}")
+    model = peft.get_peft_model(model, peft_config)
+    if name == "lora-fa":
+        from peft.optimizers import create_lorafa_optimizer
+
+        optimizer = create_lorafa_optimizer(
+            model, r=config["r"], lora_alpha=config["lora_alpha"], lr=lr, weight_decay=0.0
+        )
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    return model, optimizer
+
+
+def time_steps(model, optimizer, spec, torch):
+    generator = torch.Generator().manual_seed(spec["seed"])
+    vocab = model.config.vocab_size
+    ids = torch.randint(0, vocab, (spec["batch"], spec["length"]), generator=generator)
+    model.train()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    times = []
+    for step in range(spec["warmup"] + spec["steps"]):
+        start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        elapsed = time.perf_counter() - start
+        if step >= spec["warmup"]:
+            times.append(elapsed)
+    return statistics.median(times), sum(p.numel() for p in trainable)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    import torch
+    import transformers
+    import peft
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec["seed"])
+    out = {"torch": torch.__version__, "peft": peft.__version__, "threads": torch.get_num_threads(), "methods": {}}
+    for method in spec["methods"]:
+        name = method["name"]
+        try:
+            model, optimizer = build(name, method["config"], method["lr"], spec["model"], torch, transformers, peft)
+            seconds, trainable = time_steps(model, optimizer, spec, torch)
+            out["methods"][name] = {"step_seconds_median": seconds, "trainable_params": trainable}
+        except Exception as error:  # reported per technique, the others still run
+            out["methods"][name] = {"error": f"{type(error).__name__}: {error}"}
+        print(f"peer: {name} done", file=sys.stderr, flush=True)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

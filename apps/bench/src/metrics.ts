@@ -1,0 +1,85 @@
+// The bench's arithmetic, kept apart so that it is tested on its own.
+
+/** Median of a non-empty list (mean of the two middle values for an even count). */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) throw new Error('median: no values');
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Perplexity from summed negative log-likelihoods (nats) and the number of tokens they cover. */
+export function perplexityFromNll(totalNll: number, tokens: number): number {
+  if (!(tokens > 0)) throw new Error('perplexity: no tokens');
+  return Math.exp(totalNll / tokens);
+}
+
+/** Perplexity from per-batch mean losses (nats/token) and their token counts: a token-weighted mean. */
+export function perplexityFromLosses(losses: readonly number[], tokens: readonly number[]): number {
+  if (losses.length !== tokens.length) throw new Error('perplexity: one token count per loss');
+  const total = losses.reduce((sum, loss, i) => sum + loss * tokens[i]!, 0);
+  return perplexityFromNll(
+    total,
+    tokens.reduce((a, b) => a + b, 0),
+  );
+}
+
+/** Fraction of predictions equal to their labels. */
+export function accuracy(predictions: readonly number[], labels: readonly number[]): number {
+  if (predictions.length !== labels.length || labels.length === 0)
+    throw new Error('accuracy: predictions and labels must be non-empty and of the same length');
+  return predictions.filter((p, i) => p === labels[i]).length / labels.length;
+}
+
+/** Tokens per second of a step. */
+export function tokensPerSecond(tokensPerStep: number, stepSeconds: number): number {
+  return tokensPerStep / stepSeconds;
+}
+
+/**
+ * Model FLOPs utilisation: the FLOPs a step needs, over its time, over the backend's measured
+ * matmul peak (FLOP/s).
+ */
+export function modelFlopsUtilisation(
+  flopsPerStep: number,
+  stepSeconds: number,
+  peakFlopsPerSecond: number,
+): number {
+  if (!(stepSeconds > 0 && peakFlopsPerSecond > 0)) throw new Error('mfu: time and peak must be positive');
+  return flopsPerStep / stepSeconds / peakFlopsPerSecond;
+}
+
+/** What one training step of a causal LM must compute, in matmul FLOPs (multiply-add = 2). */
+export interface StepShape {
+  batch: number;
+  length: number;
+  layers: number;
+  heads: number;
+  headDim: number;
+  /** Extra keys each query attends to (prefix tuning's virtual tokens). */
+  prefixLength: number;
+  /** `in x out` of every matmul weight of the base model (attention, MLP, LM head). */
+  matmulWeights: readonly number[];
+  /** Sum of `in x out` over the base weights that train (full fine-tuning: all of them). */
+  trainableMatmulWeights: number;
+  /** Parameters of the adapter (0 for full fine-tuning). */
+  adapterParams: number;
+}
+
+/**
+ * FLOPs of one training step: the forward pass (2 per weight per token, plus attention's two
+ * batched matmuls), the backward pass through the activations (the same again), the weight
+ * gradients of the base weights that train (2 per weight per token), and the adapter's own work
+ * (6 per adapter parameter per token: forward, input and weight gradients). Work that a technique
+ * adds beyond its parameters (VeRA's shared frozen projections) is not counted: MFU credits only
+ * the model's necessary work.
+ */
+export function trainingStepFlops(shape: StepShape): number {
+  const tokens = shape.batch * shape.length;
+  const weights = shape.matmulWeights.reduce((a, b) => a + b, 0);
+  const keys = shape.length + shape.prefixLength;
+  // q·kᵀ and p·v per layer: 2 · 2·B·H·T·keys·headDim.
+  const attention = shape.layers * 4 * shape.batch * shape.heads * shape.length * keys * shape.headDim;
+  const forward = 2 * tokens * weights + attention;
+  return 2 * forward + 2 * tokens * shape.trainableMatmulWeights + 6 * tokens * shape.adapterParams;
+}

@@ -1,0 +1,191 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeOutputs } from './bench_command.js';
+import { claimRows } from './claims.js';
+import { renderHtml, renderMarkdown } from './report.js';
+import type { BenchResults, TechniqueResult } from './results.js';
+import { renderTextTable, summaryTable } from './summary.js';
+
+function technique(method: string, overrides: Partial<TechniqueResult> = {}): TechniqueResult {
+  return {
+    method,
+    label: method,
+    config: method === 'full' ? null : { r: 8 },
+    lr: 1e-3,
+    notes: `${method} notes`,
+    trainable_params: 1000,
+    all_params: 100_000,
+    trainable_bytes: 4000,
+    optimizer_bytes: 8000,
+    frozen_bytes: 400_000,
+    peak_bytes: 2_000_000,
+    step_seconds_median: 1,
+    step_seconds: [2, 1.5, 1, 1],
+    tokens_per_second: 1024,
+    flops_per_step: 5e10,
+    mfu: 0.5,
+    time_split: { forward_seconds: 0.3, backward_seconds: 0.5, optimizer_seconds: 0.2 },
+    eval: {
+      accuracy: 0.7,
+      perplexity: 5,
+      moby_perplexity_after_sentiment: 4.1,
+      moby_perplexity_after_sotu: 4.2,
+    },
+    forgetting_perplexity_delta: 0.2,
+    adapter_bytes: 5000,
+    losses: { sentiment: [3, 2], sotu: [2, 1.5] },
+    peer: null,
+    ...overrides,
+  };
+}
+
+export function fakeResults(): BenchResults {
+  return {
+    schema: 1,
+    created: '2026-01-01T00:00:00.000Z',
+    wall_seconds: 600,
+    command: 'pnpm bench',
+    options: {
+      quick: false,
+      steps: 2,
+      batch: 8,
+      length: 128,
+      seed: 42,
+      eval_windows: 4,
+      sentiment_test: 10,
+      timing_repeats: 1,
+      methods: ['full', 'lora'],
+    },
+    model: { path: '/m', model_type: 'gpt2', params: 100_000, built_in: true },
+    machine: {
+      backend: 'wasm',
+      threads: 1,
+      simd: true,
+      matmul_gflops: 25,
+      matmul_shape: [1024, 384, 1152],
+      node: 'v20',
+      platform: 'linux',
+      cpu: 'cpu',
+      cores: 2,
+      tfjs: '4.22.0',
+      load_average: [1, 2],
+    },
+    baseline: { accuracy: 0.5, perplexity: 9, moby_perplexity: 4 },
+    techniques: [
+      technique('full', {
+        trainable_params: 100_000,
+        optimizer_bytes: 800_000,
+        peak_bytes: 9_000_000,
+        step_seconds_median: 2,
+        forgetting_perplexity_delta: 1.5,
+      }),
+      technique('lora', { peer: { step_seconds_median: 0.5, trainable_params: 1000, ratio: 2 } }),
+    ],
+    skipped: [{ name: 'vera', reason: '@peft/vera is not installed' }],
+    peer: { python: 'python3', threads: 1, torch: '2.13', peft: '0.21' },
+  };
+}
+
+describe('results.json', () => {
+  it('holds the fields issue 9 asks for, per technique and for the machine', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'peft-bench-report-'));
+    try {
+      await writeOutputs(fakeResults(), dir);
+      const json = JSON.parse(await readFile(join(dir, 'results.json'), 'utf8'));
+      for (const t of json.techniques) {
+        for (const field of [
+          'method',
+          'trainable_params',
+          'trainable_bytes',
+          'optimizer_bytes',
+          'peak_bytes',
+          'step_seconds_median',
+          'tokens_per_second',
+          'mfu',
+          'eval',
+          'forgetting_perplexity_delta',
+          'adapter_bytes',
+        ]) {
+          expect(t).toHaveProperty(field);
+        }
+        expect(t.eval).toHaveProperty('accuracy');
+        expect(t.eval).toHaveProperty('perplexity');
+      }
+      for (const field of ['backend', 'threads', 'simd', 'matmul_gflops'])
+        expect(json.machine).toHaveProperty(field);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('report.md', () => {
+  const md = renderMarkdown(fakeResults());
+
+  it('has the summary table with a row per technique and the base model', () => {
+    expect(md).toContain('| technique | trainable params |');
+    expect(md).toMatch(/\| full \| 100,000 \(100\.00%\) \|/);
+    expect(md).toMatch(/\| lora \| 1,000 \(1\.00%\) \|/);
+    expect(md).toContain('| base (no training) |');
+    expect(md).toContain('2.00x (0.50 s)'); // the PEFT ratio column
+  });
+
+  it('names what was skipped and why, and has the claims and settings', () => {
+    expect(md).toContain('- vera: @peft/vera is not installed');
+    expect(md).toContain('## What the literature claims, and what this run measured');
+    expect(md).toContain('~3x less training memory');
+    expect(md).toContain('lora notes');
+  });
+});
+
+describe('claims', () => {
+  it('compares with the reference technique by fixed rules', () => {
+    const rows = claimRows(fakeResults());
+    const params = rows.find((r) => r.method === 'lora' && r.claim.startsWith('far fewer'))!;
+    expect(params.verdict).toBe('yes'); // 100x fewer
+    const speed = rows.find((r) => r.method === 'lora' && r.claim.includes('faster'))!;
+    expect(speed.verdict).toBe('yes'); // 1 s vs 2 s
+    const forgetting = rows.find((r) => r.method === 'lora' && r.claim.startsWith('forgets less'))!;
+    expect(forgetting.verdict).toBe('yes');
+  });
+
+  it('says when the reference is missing', () => {
+    const results = fakeResults();
+    results.techniques = results.techniques.filter((t) => t.method !== 'full');
+    expect(claimRows(results).find((r) => r.method === 'lora')!.verdict).toBe('no baseline');
+  });
+});
+
+describe('report.html', () => {
+  it('is self-contained: chart.js inlined, results embedded, charts drawn by the library', () => {
+    const html = renderHtml(fakeResults());
+    expect(html).not.toMatch(/<script[^>]+src=/);
+    expect(html).toContain('Chart.js'); // the inlined bundle's banner
+    expect(html).toContain('new Chart(document.getElementById');
+    for (const id of ['loss-sentiment', 'loss-sotu', 'memory', 'speed', 'throughput', 'scores'])
+      expect(html).toContain(`<canvas id="${id}">`);
+    const embedded = html.match(/<script id="results" type="application\/json">(.*?)<\/script>/s)![1]!;
+    expect(JSON.parse(embedded).techniques).toHaveLength(2);
+  });
+
+  it('escapes text that could close a script or inject markup', () => {
+    const results = fakeResults();
+    results.command = 'pnpm bench </script><b>';
+    results.techniques[1]!.notes = '<img src=x>';
+    const html = renderHtml(results, '/* chart */');
+    expect(html).not.toContain('</script><b>');
+    expect(html).not.toContain('<img src=x>');
+    expect(html).toContain('&lt;img src=x&gt;');
+  });
+});
+
+describe('terminal table', () => {
+  it('aligns every row to the header', () => {
+    const text = renderTextTable(summaryTable(fakeResults()));
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(5);
+    expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+  });
+});

@@ -1,0 +1,196 @@
+// report.md and a self-contained report.html (chart.js inlined from node_modules, results embedded).
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { claimRows, WHAT_IT_IS } from './claims.js';
+import type { BenchResults } from './results.js';
+import { renderMarkdownTable, summaryTable, type Table } from './summary.js';
+
+function machineLine(r: BenchResults): string {
+  const m = r.machine;
+  const how =
+    m.backend === 'wasm'
+      ? ` (SIMD ${m.simd ? 'on' : 'off'}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`
+      : '';
+  return `${m.backend}${how}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
+}
+
+function claimsTable(r: BenchResults): Table {
+  return {
+    header: ['technique', 'claim', 'source', 'measured here', 'holds here?'],
+    rows: claimRows(r).map((c) => [c.method, c.claim, c.source, c.measured, c.verdict]),
+  };
+}
+
+function settingsTable(r: BenchResults): Table {
+  return {
+    header: ['technique', 'what it is', 'bench settings', 'config (PEFT names)'],
+    rows: r.techniques.map((t) => [
+      t.method,
+      WHAT_IT_IS[t.method] ?? '',
+      t.notes,
+      t.config ? JSON.stringify(t.config) : '—',
+    ]),
+  };
+}
+
+const HOW_MEASURED = [
+  'Every technique trains from the same base model, on the same seeded batches of the bench shape, with the same steps, schedule (warm-up a tenth of the steps, then cosine), gradient clipping 1.0 and seed; each task is its own run from a fresh copy of the model.',
+  'Sentiment: "<sentence>\\nSentiment: positive|negative", loss on the label tokens only; a test sentence is classified by comparing the log-likelihood of the two label continuations. SOTU: language modelling on random windows of the training speeches; perplexity on fixed windows of held-out speeches. Forgetting: Moby-Dick held-out perplexity after the SOTU run minus the base model\'s.',
+  'weights+optimizer: bytes of the trainable weights plus the optimizer state (core measureMemory). Peak tensors: the most bytes held by live tensors at any point of the first step (core measureStepPeak), frozen base included.',
+  "Step s: median wall time of the SOTU run's steps after two warm-up steps. fwd / bwd / opt: a forward pass alone, a forward+backward minus the forward, and the full step minus the forward+backward (norm, clipping, optimizer, technique hooks); medians of repeated timings.",
+  'MFU: FLOPs the step needs (forward 2 per weight per token plus attention, the backward through the activations the same again, weight gradients of trained base weights, 6 per trainable adapter parameter per token) per second, over the plain matMul rate measured in the same run.',
+  'Adapter file: adapter_config.json + adapter_model.safetensors as PEFT writes them (full fine-tuning: the whole model in float32).',
+];
+
+export function renderMarkdown(r: BenchResults): string {
+  const lines = [
+    '# @peft bench report',
+    '',
+    `${r.created} — \`${r.command}\` — ${(r.wall_seconds / 60).toFixed(1)} min${r.options.quick ? ' (quick)' : ''}`,
+    '',
+    `- Machine: ${machineLine(r)}`,
+    `- Model: ${r.model.built_in ? 'the built-in base model' : r.model.path} (${r.model.model_type}, ${r.model.params.toLocaleString('en-US')} parameters)`,
+    `- Shape: batch ${r.options.batch} x ${r.options.length} tokens, ${r.options.steps} steps per task, seed ${r.options.seed}; ${r.options.sentiment_test} sentiment test sentences, ${r.options.eval_windows} held-out windows per perplexity`,
+    '',
+    '## Results',
+    '',
+    renderMarkdownTable(summaryTable(r)),
+    '',
+  ];
+  if (r.skipped.length > 0) {
+    lines.push('Not in this run:', '', ...r.skipped.map((s) => `- ${s.name}: ${s.reason}`), '');
+  }
+  if (r.peer) {
+    lines.push(
+      'error' in r.peer
+        ? `--peer: ${r.peer.error}`
+        : `vs PEFT: our median step over Hugging Face PEFT ${r.peer.peft}'s on PyTorch ${r.peer.torch} CPU, ${r.peer.threads} thread(s), same model, shape and batch.`,
+      '',
+    );
+  }
+  lines.push(
+    '## What the literature claims, and what this run measured',
+    '',
+    renderMarkdownTable(claimsTable(r)),
+    '',
+    '## Settings',
+    '',
+    renderMarkdownTable(settingsTable(r)),
+    '',
+    '## How it is measured',
+    '',
+    ...HOW_MEASURED.map((l) => `- ${l}`),
+    '',
+  );
+  return lines.join('\n');
+}
+
+const require = createRequire(import.meta.url);
+
+/** chart.js's UMD bundle from node_modules, to inline in the page. */
+export function chartJsSource(): string {
+  const main = require.resolve('chart.js'); // dist/chart.cjs
+  return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
+}
+
+const escapeHtml = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function htmlTable(table: Table): string {
+  return `<table><thead><tr>${table.header.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr></thead><tbody>${table.rows
+    .map((row) => `<tr>${row.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`)
+    .join('')}</tbody></table>`;
+}
+
+/** JSON safe inside a <script> element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value).replace(/</g, '\\u003c');
+}
+
+const CHARTS_SCRIPT = `
+const R = JSON.parse(document.getElementById('results').textContent);
+const T = R.techniques;
+const colors = ['#4e79a7','#f28e2b','#e15759','#76b7b2','#59a14f','#edc948','#b07aa1','#ff9da7'];
+const names = T.map(t => t.method);
+const MiB = 1024 * 1024;
+function lossChart(id, task) {
+  new Chart(document.getElementById(id), { type: 'line',
+    data: { datasets: T.map((t, i) => ({ label: t.method, data: t.losses[task].map((y, x) => ({ x: x + 1, y })),
+      borderColor: colors[i % colors.length], backgroundColor: colors[i % colors.length], pointRadius: 0, tension: 0.2 })) },
+    options: { animation: false, parsing: true, scales: { x: { type: 'linear', title: { display: true, text: 'step' } },
+      y: { title: { display: true, text: 'training loss (nats/token)' } } },
+      plugins: { title: { display: true, text: task === 'sotu' ? 'Loss: SOTU domain adaptation' : 'Loss: sentiment (label tokens)' } } } });
+}
+function bars(id, title, datasets, yTitle, extra) {
+  new Chart(document.getElementById(id), { type: 'bar', data: { labels: names, datasets },
+    options: Object.assign({ animation: false, plugins: { title: { display: true, text: title } },
+      scales: { y: { title: { display: true, text: yTitle } } } }, extra || {}) });
+}
+lossChart('loss-sentiment', 'sentiment');
+lossChart('loss-sotu', 'sotu');
+bars('memory', 'Memory (MiB)', [
+  { label: 'trainable weights', data: T.map(t => t.trainable_bytes / MiB), backgroundColor: colors[0] },
+  { label: 'optimizer state', data: T.map(t => t.optimizer_bytes / MiB), backgroundColor: colors[1] },
+  { label: 'peak live tensors in a step', data: T.map(t => t.peak_bytes / MiB), backgroundColor: colors[2] },
+], 'MiB');
+bars('speed', 'Step time split (s)', [
+  { label: 'forward', data: T.map(t => t.time_split ? t.time_split.forward_seconds : null), backgroundColor: colors[0] },
+  { label: 'backward', data: T.map(t => t.time_split ? t.time_split.backward_seconds : null), backgroundColor: colors[1] },
+  { label: 'optimizer and the rest', data: T.map(t => t.time_split ? t.time_split.optimizer_seconds : null), backgroundColor: colors[2] },
+], 'seconds', { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'seconds' } } } });
+bars('throughput', 'Throughput and MFU', [
+  { label: 'tokens/s', data: T.map(t => t.tokens_per_second), backgroundColor: colors[4], yAxisID: 'y' },
+  { label: 'MFU (%)', data: T.map(t => 100 * t.mfu), backgroundColor: colors[5], yAxisID: 'y1' },
+], 'tokens/s', { scales: { y: { title: { display: true, text: 'tokens/s' } },
+  y1: { position: 'right', title: { display: true, text: 'MFU %' }, grid: { drawOnChartArea: false } } } });
+bars('scores', 'Task scores', [
+  { label: 'sentiment accuracy (%)', data: T.map(t => 100 * t.eval.accuracy), backgroundColor: colors[3], yAxisID: 'y' },
+  { label: 'SOTU perplexity', data: T.map(t => t.eval.perplexity), backgroundColor: colors[6], yAxisID: 'y1' },
+  { label: 'forgetting: Moby-Dick Δ perplexity', data: T.map(t => t.forgetting_perplexity_delta), backgroundColor: colors[7], yAxisID: 'y1' },
+], 'accuracy %', { scales: { y: { min: 0, max: 100, title: { display: true, text: 'accuracy %' } },
+  y1: { position: 'right', title: { display: true, text: 'perplexity' }, grid: { drawOnChartArea: false } } } });
+`;
+
+export function renderHtml(r: BenchResults, chartJs = chartJsSource()): string {
+  const skipped = r.skipped.length
+    ? `<p>Not in this run: ${r.skipped.map((s) => `${escapeHtml(s.name)} (${escapeHtml(s.reason)})`).join('; ')}</p>`
+    : '';
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>@peft bench report</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: right; vertical-align: top; }
+th:first-child, td:first-child, td.text { text-align: left; }
+.grid { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5em; }
+.grid > div { position: relative; height: 340px; }
+.claims td { text-align: left; }
+</style></head><body>
+<h1>@peft bench report</h1>
+<p>${escapeHtml(r.created)} — <code>${escapeHtml(r.command)}</code> — ${(r.wall_seconds / 60).toFixed(1)} min${r.options.quick ? ' (quick)' : ''}</p>
+<p>Machine: ${escapeHtml(machineLine(r))}<br>Model: ${escapeHtml(r.model.built_in ? 'the built-in base model' : r.model.path)} (${escapeHtml(r.model.model_type)}, ${r.model.params.toLocaleString('en-US')} parameters); batch ${r.options.batch} x ${r.options.length}, ${r.options.steps} steps per task</p>
+<h2>Results</h2>
+${htmlTable(summaryTable(r))}
+${skipped}
+<div class="grid">
+<div><canvas id="loss-sentiment"></canvas></div>
+<div><canvas id="loss-sotu"></canvas></div>
+<div><canvas id="memory"></canvas></div>
+<div><canvas id="speed"></canvas></div>
+<div><canvas id="throughput"></canvas></div>
+<div><canvas id="scores"></canvas></div>
+</div>
+<h2>What the literature claims, and what this run measured</h2>
+<div class="claims">${htmlTable(claimsTable(r))}</div>
+<h2>Settings</h2>
+<div class="claims">${htmlTable(settingsTable(r))}</div>
+<h2>How it is measured</h2>
+<ul>${HOW_MEASURED.map((l) => `<li>${escapeHtml(l)}</li>`).join('')}</ul>
+<p>Charts drawn with Chart.js (MIT), inlined; the results are embedded below as JSON.</p>
+<script id="results" type="application/json">${scriptJson(r)}</script>
+<script>${chartJs.replace(/<\/script/gi, '<\\/script')}</script>
+<script>${CHARTS_SCRIPT}</script>
+</body></html>
+`;
+}

@@ -1,0 +1,94 @@
+// The shape of results.json: one entry per technique plus the machine, the model, the baseline.
+import type { TaskName } from './tasks.js';
+
+export interface MachineInfo {
+  backend: string;
+  /** CPU threads the backend's kernels use (1 for wasm in Node and for cpu). */
+  threads: number;
+  simd: boolean;
+  /** Plain matMul rate measured in this run (the MFU denominator). */
+  matmul_gflops: number;
+  matmul_shape: [number, number, number];
+  node: string;
+  platform: string;
+  cpu: string;
+  cores: number;
+  tfjs: string;
+  /** 1-minute load average at the start and the end: other work on the machine skews timings. */
+  load_average: [number, number];
+}
+
+export interface TimeSplit {
+  forward_seconds: number;
+  backward_seconds: number;
+  /** The rest of the step: gradient norm and clipping, the optimizer update, technique hooks. */
+  optimizer_seconds: number;
+}
+
+export interface PeerResult {
+  step_seconds_median: number;
+  trainable_params: number;
+  /** Our median step time over PEFT's on PyTorch (same shape, batch, threads). */
+  ratio: number;
+}
+
+export interface TechniqueResult {
+  method: string;
+  label: string;
+  /** PEFT adapter_config.json fields given to the technique (null: full fine-tuning). */
+  config: Record<string, unknown> | null;
+  lr: number;
+  notes: string;
+  trainable_params: number;
+  all_params: number;
+  trainable_bytes: number;
+  optimizer_bytes: number;
+  frozen_bytes: number;
+  peak_bytes: number;
+  step_seconds_median: number;
+  step_seconds: number[];
+  tokens_per_second: number;
+  flops_per_step: number;
+  mfu: number;
+  time_split: TimeSplit | null;
+  eval: {
+    /** Sentiment accuracy after the sentiment run. */
+    accuracy: number;
+    /** SOTU held-out perplexity after the SOTU run. */
+    perplexity: number;
+    moby_perplexity_after_sentiment: number;
+    moby_perplexity_after_sotu: number;
+  };
+  /** Moby-Dick held-out perplexity after the SOTU run minus before (the base model's). */
+  forgetting_perplexity_delta: number;
+  /** Bytes of what the run produces: adapter_config.json + adapter_model.safetensors (full: the model). */
+  adapter_bytes: number;
+  losses: Record<TaskName, number[]>;
+  peer: PeerResult | null;
+}
+
+export interface BenchResults {
+  schema: 1;
+  created: string;
+  wall_seconds: number;
+  command: string;
+  options: {
+    quick: boolean;
+    steps: number;
+    batch: number;
+    length: number;
+    seed: number;
+    eval_windows: number;
+    sentiment_test: number;
+    timing_repeats: number;
+    methods: string[];
+  };
+  model: { path: string; model_type: string; params: number; built_in: boolean };
+  machine: MachineInfo;
+  baseline: { accuracy: number; perplexity: number; moby_perplexity: number };
+  techniques: TechniqueResult[];
+  /** Techniques asked for (or in the defaults) that could not run, and why. */
+  skipped: { name: string; reason: string }[];
+  /** How the --peer run went (null without --peer). */
+  peer: { python: string; threads: number; torch: string; peft: string } | { error: string } | null;
+}

@@ -1,0 +1,89 @@
+// End to end on a tiny random model: 2 steps, 2 techniques, every output written. Timings are
+// reported by the bench, never asserted here.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { manualSeed } from '@peft/core';
+import { createModel } from '@peft/models';
+import { saveModel } from '@peft/models/node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBackend } from './backend.js';
+import { runBench } from './bench.js';
+import { writeOutputs } from './bench_command.js';
+import type { BenchResults } from './results.js';
+
+let dir: string;
+let results: BenchResults;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'peft-bench-smoke-'));
+  await startBackend('cpu');
+  manualSeed(3);
+  const model = createModel({
+    model_type: 'gpt2',
+    vocab_size: 256,
+    n_positions: 64,
+    n_embd: 16,
+    n_layer: 2,
+    n_head: 2,
+    bos_token_id: null,
+    eos_token_id: null,
+  });
+  await saveModel(model, join(dir, 'model'));
+  model.dispose();
+  results = await runBench({
+    model: join(dir, 'model'),
+    builtIn: false,
+    methods: ['full', 'lora'],
+    steps: 2,
+    batch: 2,
+    length: 16,
+    seed: 7,
+    evalWindows: 2,
+    sentimentTest: 4,
+    timingRepeats: 1,
+    backend: 'cpu',
+    peer: false,
+    quick: true,
+    command: 'smoke test',
+  });
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('bench smoke run', () => {
+  it('measures every technique it was asked for', () => {
+    expect(results.techniques.map((t) => t.method)).toEqual(['full', 'lora']);
+    const [full, lora] = results.techniques;
+    expect(lora!.trainable_params).toBeLessThan(full!.trainable_params);
+    expect(lora!.optimizer_bytes).toBeLessThan(full!.optimizer_bytes);
+    for (const t of results.techniques) {
+      expect(t.losses.sentiment).toHaveLength(2);
+      expect(t.losses.sotu).toHaveLength(2);
+      expect(t.eval.accuracy).toBeGreaterThanOrEqual(0);
+      expect(t.eval.accuracy).toBeLessThanOrEqual(1);
+      expect(Number.isFinite(t.eval.perplexity)).toBe(true);
+      expect(t.peak_bytes).toBeGreaterThan(0);
+      expect(t.adapter_bytes).toBeGreaterThan(0);
+      console.log(
+        `${t.method}: step ${t.step_seconds_median.toFixed(3)} s, mfu ${(100 * t.mfu).toFixed(2)}%`,
+      );
+    }
+    expect(results.machine.backend).toBe('cpu');
+  });
+
+  it('writes results.json, report.md and report.html', async () => {
+    const paths = await writeOutputs(results, join(dir, 'out'));
+    expect(paths.map((p) => p.slice(p.lastIndexOf('/') + 1))).toEqual([
+      'results.json',
+      'report.md',
+      'report.html',
+    ]);
+    const json = JSON.parse(await readFile(join(dir, 'out', 'results.json'), 'utf8')) as BenchResults;
+    expect(json.techniques).toHaveLength(2);
+    const html = await readFile(join(dir, 'out', 'report.html'), 'utf8');
+    expect(html).toContain('new Chart(');
+  });
+});
