@@ -19,6 +19,7 @@ import {
   parseDeltaLoraConfig,
 } from './config.js';
 import { DELTA_LORA_METHOD_NAME, DeltaLoraLayer, type DeltaLoraLayerConfig } from './layer.js';
+import { createOptimizer } from './optimizer.js';
 
 /** Fill a config given as a bare object with the defaults and validate it, in place. */
 function completeConfig(config: DeltaLoraConfig): DeltaLoraConfig {
@@ -43,6 +44,8 @@ export const deltaLoraMethod: LayerPeftMethod<DeltaLoraConfig> = {
   peftType: 'DELTA_LORA',
   tensorPrefix: 'lora_',
   config: { parse: parseDeltaLoraConfig, toJson: deltaLoraConfigToJson },
+  // AdamW wrapped so that each step also moves the frozen base weights (what trains Delta-LoRA).
+  createOptimizer: (peft, options) => createOptimizer(peft, options),
   targetSelection(config, modelType) {
     completeConfig(config);
     return {

@@ -3,21 +3,17 @@
 // PEFT's field names, from an adapter_config.json-style file and/or `--set key=value`.
 import { readFile } from 'node:fs/promises';
 import {
-  AdamW,
-  type AdamWOptions,
   constantScheduleWithWarmup,
   cosineScheduleWithWarmup,
+  createTrainingOptimizer,
   getPeftMethod,
   getPeftModel,
   type LearningRateSchedule,
   linearScheduleWithWarmup,
   manualSeed,
-  type Optimizer,
   type PeftMethod,
-  type PeftModel,
   type StepInfo,
   Trainer,
-  weightDecayGroups,
 } from '@peft/core';
 import { saveAdapter } from '@peft/core/node';
 import { SingleBar } from 'cli-progress';
@@ -28,7 +24,6 @@ import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder, vocabSize } from '../model_folder.js';
 import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
-import { TRAINING_OPTIMIZERS } from '../techniques.js';
 import { checkTokenRange, tokenizerFor } from '../tokenizer_option.js';
 import { blockBatches, readDocuments, tokenBlocks } from '../training_data.js';
 
@@ -103,12 +98,6 @@ async function methodConfig(method: PeftMethod, options: TrainCommandOptions): P
   );
 }
 
-/** AdamW over the trainable parameters (biases and norms not decayed), or the technique's own optimizer. */
-async function optimizerFor(method: PeftMethod, peft: PeftModel, options: AdamWOptions): Promise<Optimizer> {
-  const own = TRAINING_OPTIMIZERS[method.name];
-  return own ? await own(peft, options) : new AdamW(weightDecayGroups(peft), options);
-}
-
 function schedule(options: TrainCommandOptions): LearningRateSchedule {
   const warmupSteps = options.warmupSteps;
   switch (options.lrScheduler) {
@@ -163,7 +152,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   const trainer = new Trainer<number[][]>({
     module: peft,
     loss: (batch) => causalLMLoss(model, batch),
-    optimizer: await optimizerFor(method, peft, { lr: options.lr, weightDecay: options.weightDecay }),
+    optimizer: await createTrainingOptimizer(peft, { lr: options.lr, weightDecay: options.weightDecay }),
     schedule: schedule(options),
     gradientAccumulationSteps: options.gradientAccumulationSteps,
     ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}),

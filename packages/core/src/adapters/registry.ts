@@ -1,8 +1,11 @@
 import type { AttentionPrefixProvider, PrefixableModel } from '../nn/attention.js';
 import type { Linear } from '../nn/linear.js';
 import type { Module } from '../nn/module.js';
+import type { AdamWOptions } from '../train/adamw.js';
+import type { Optimizer } from '../train/optimizer.js';
 import type { AdapterLayer } from './adapter_layer.js';
 import type { TargetLayer, TargetSelection } from './find_targets.js';
+import type { PeftModel } from './peft_model.js';
 
 /** Parses an `adapter_config.json` object into a typed config and writes it back (PEFT field names). */
 export interface AdapterConfigCodec<C> {
@@ -29,6 +32,12 @@ interface PeftMethodBase<C> {
    * adapter, saved with the adapter.
    */
   modulesToSave?(config: C): readonly string[] | null | undefined;
+  /**
+   * The optimizer the technique trains with when plain AdamW over the trainable tensors is not it
+   * (LoRA-FA's projected AdamW, Delta-LoRA's decorator that also moves the base weights). Training
+   * loops get it through `createTrainingOptimizer`.
+   */
+  createOptimizer?(peft: PeftModel, options: AdamWOptions): Optimizer | Promise<Optimizer>;
 }
 
 /** Where a layer technique can keep state shared by all wrapped layers (VeRA's projections). */

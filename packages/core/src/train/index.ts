@@ -31,3 +31,4 @@ export {
   type TrainOptions,
   type TrainResult,
 } from './trainer.js';
+export { createTrainingOptimizer } from './training_optimizer.js';
