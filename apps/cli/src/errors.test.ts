@@ -68,7 +68,7 @@ const CASES: [string, () => string[], RegExp][] = [
   [
     'truncated safetensors',
     () => ['logits', '--model', join(tmp, 'truncated'), '--ids', '1'],
-    /model\.safetensors: not a valid safetensors file: .*truncated/,
+    /model\.safetensors: safetensors: .*truncated/,
   ],
   // Shapes are checked as the weights load, after the backend starts: --backend skips WebGPU probing,
   // whose Vulkan driver may print its own lines.

@@ -2,7 +2,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, registeredPeftMethods } from '@peft/core';
-import { readAdapterConfigFile } from '@peft/core/node';
+import { readAdapterConfigFile, readSafetensorsFileHeader } from '@peft/core/node';
 import {
   CONFIG_FILE,
   parseConfigJson,
@@ -12,8 +12,15 @@ import {
 } from '@peft/models';
 import { UsageError } from '../errors.js';
 import { formatCount, writeStdout } from '../output.js';
-import { readSafetensorsHeader, type TensorInfo } from '../safetensors_header.js';
 import '../techniques.js';
+
+interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** Number of elements. */
+  parameters: number;
+}
 
 interface FileReport {
   file: string;
@@ -42,9 +49,11 @@ export interface InspectReport {
   parameters_by_dtype: Record<string, number>;
 }
 
+/** A weight file's header (read without its data, so large checkpoints are instant), with counts. */
 async function fileReport(path: string): Promise<FileReport> {
-  const header = await readSafetensorsHeader(path);
-  return { file: basename(path), bytes: header.size, metadata: header.metadata, tensors: header.tensors };
+  const [header, { size }] = await Promise.all([readSafetensorsFileHeader(path), stat(path)]);
+  const tensors = header.tensors.map((t) => ({ ...t, parameters: t.shape.reduce((a, b) => a * b, 1) }));
+  return { file: basename(path), bytes: size, metadata: { ...header.metadata }, tensors };
 }
 
 /** The weight files of a model folder: the shards its index names, or model.safetensors. */

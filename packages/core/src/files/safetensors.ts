@@ -182,8 +182,15 @@ function toBytes(buffer: ArrayBuffer | ArrayBufferView): Uint8Array {
     : new Uint8Array(buffer);
 }
 
-/** Parses and validates the header; returns the entries sorted by offset and where the data starts. */
-function readHeader(bytes: Uint8Array): {
+/**
+ * Parses and validates the header; returns the entries sorted by offset and where the data starts.
+ * `bytes` holds at least the 8-byte length and the header; `fileLength` is the whole file's size
+ * (the data region is checked against it).
+ */
+function readHeader(
+  bytes: Uint8Array,
+  fileLength = bytes.byteLength,
+): {
   entries: HeaderEntry[];
   metadata: Record<string, string>;
   dataStart: number;
@@ -205,10 +212,10 @@ function readHeader(bytes: Uint8Array): {
     );
   }
   const headerLength = low;
-  if (8 + headerLength > bytes.byteLength) {
+  if (8 + headerLength > Math.min(bytes.byteLength, fileLength)) {
     fail(
       'TRUNCATED',
-      `safetensors: header length is ${headerLength} bytes but only ${bytes.byteLength - 8} bytes follow`,
+      `safetensors: header length is ${headerLength} bytes but only ${Math.min(bytes.byteLength, fileLength) - 8} bytes follow`,
     );
   }
 
@@ -287,7 +294,7 @@ function readHeader(bytes: Uint8Array): {
   // Like the reference: tensors, in offset order, must tile the data region exactly.
   entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
   const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
+  const dataLength = fileLength - dataStart;
   let covered = 0;
   for (const { name, begin, end } of entries) {
     if (begin < covered) {
@@ -417,6 +424,65 @@ export function readSafetensors(
     tensors.set(entry.name, { dtype: entry.dtype as SafetensorsDtype, shape: entry.shape, data });
   }
   return { tensors, metadata };
+}
+
+/** A tensor's description in the header. */
+export interface SafetensorsTensorInfo {
+  name: string;
+  /** As stored in the file (including dtypes that are validated but not decoded, e.g. F8_E4M3). */
+  dtype: string;
+  shape: number[];
+}
+
+/** What the header of a file says, without its data. */
+export interface SafetensorsHeader {
+  /** In the order of their data in the file. */
+  tensors: SafetensorsTensorInfo[];
+  metadata: Record<string, string>;
+  /** Bytes before the data region: the 8-byte length plus the header. */
+  headerBytes: number;
+}
+
+/**
+ * Bytes of a file's start (the 8-byte length plus the header) that `readSafetensorsHeader` needs,
+ * from its first 8 bytes; the header length limit is checked.
+ */
+export function safetensorsHeaderBytes(first8: ArrayBuffer | ArrayBufferView): number {
+  const bytes = toBytes(first8);
+  if (bytes.byteLength < 8) {
+    fail(
+      'TRUNCATED',
+      `safetensors: file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, 8);
+  const low = view.getUint32(0, true);
+  const high = view.getUint32(4, true);
+  if (high !== 0 || low > MAX_HEADER_BYTES) {
+    const length = BigInt(high) * 2n ** 32n + BigInt(low);
+    fail(
+      'HEADER_TOO_LARGE',
+      `safetensors: header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit`,
+    );
+  }
+  return 8 + low;
+}
+
+/**
+ * Names, dtypes and shapes of a file's tensors from its start alone (e.g. for inspecting a
+ * multi-gigabyte checkpoint), validated as a full read validates the layout: `bytes` holds at least
+ * `safetensorsHeaderBytes` bytes, `fileLength` is the whole file's size.
+ */
+export function readSafetensorsHeader(
+  bytes: ArrayBuffer | ArrayBufferView,
+  fileLength = bytes.byteLength,
+): SafetensorsHeader {
+  const { entries, metadata, dataStart } = readHeader(toBytes(bytes), fileLength);
+  return {
+    tensors: entries.map(({ name, dtype, shape }) => ({ name, dtype, shape })),
+    metadata,
+    headerBytes: dataStart,
+  };
 }
 
 /** `readSafetensors`, returning tfjs tensors on the current backend (the caller disposes them). */

@@ -10,6 +10,7 @@ import { SafetensorsError } from '../files/safetensors.js';
 import {
   readAdapterConfigFile,
   readSafetensorsFile,
+  readSafetensorsFileHeader,
   writeAdapterConfigFile,
   writeSafetensorsFile,
 } from './index.js';
@@ -52,6 +53,38 @@ describe('safetensors files', () => {
     expect(error).toBeInstanceOf(SafetensorsError);
     expect((error as SafetensorsError).code).toBe('TRUNCATED');
     expect((error as Error).message).toContain(path);
+  });
+});
+
+describe('safetensors file headers', () => {
+  it('lists names, dtypes and shapes from the header alone, validated against the file size', async () => {
+    const path = join(dir, 'model.safetensors');
+    await writeSafetensorsFile(
+      path,
+      {
+        b: { dtype: 'F16', shape: [2, 3], data: [1, 2, 3, 4, 5, 6] },
+        a: { dtype: 'I32', shape: [4], data: [1, 2, 3, 4] },
+      },
+      { format: 'pt' },
+    );
+    const header = await readSafetensorsFileHeader(path);
+    const full = await readSafetensorsFile(path);
+    expect(header.tensors).toEqual([
+      { name: 'a', dtype: 'I32', shape: [4] },
+      { name: 'b', dtype: 'F16', shape: [2, 3] },
+    ]);
+    expect(new Set(header.tensors.map((t) => t.name))).toEqual(new Set(full.tensors.keys()));
+    expect({ ...header.metadata }).toEqual({ format: 'pt' });
+    // A truncated data region is caught from the header and the file size.
+    const bytes = await readFile(path);
+    await writeFile(path, bytes.subarray(0, bytes.length - 2));
+    const error = await readSafetensorsFileHeader(path).catch((e: unknown) => e);
+    expect((error as SafetensorsError).code).toBe('TRUNCATED');
+    expect((error as Error).message).toContain(path);
+    await writeFile(path, Uint8Array.from([0, 0, 0, 0, 1, 0, 0, 0]));
+    expect(((await readSafetensorsFileHeader(path).catch((e: unknown) => e)) as SafetensorsError).code).toBe(
+      'HEADER_TOO_LARGE',
+    );
   });
 });
 

@@ -10,4 +10,4 @@ export {
   resumeFromCheckpoint,
   saveCheckpoint,
 } from './checkpoint.js';
-export { readSafetensorsFile, writeSafetensorsFile } from './safetensors_file.js';
+export { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile } from './safetensors_file.js';
