@@ -84,12 +84,8 @@ export class DeltaLoraLayer extends LoraLayer {
   readonly loraBStart = this.registerModule('lora_B_start', new ParameterDict({ buffers: true }));
   readonly loraWeightDelta = this.registerModule('lora_weight_delta', new ParameterDict({ buffers: true }));
 
-  constructor(...args: ConstructorParameters<typeof LoraLayer>) {
-    super(...args);
-    // LoraLayer declares `methodName = 'lora'` (a literal type): a Delta-LoRA layer must not take LoRA
-    // adapters (its base weight moves), so core has to see it as a layer of another technique.
-    (this as { methodName: string }).methodName = DELTA_LORA_METHOD_NAME;
-  }
+  // A Delta-LoRA layer must not take LoRA adapters (its base weight moves): another technique to core.
+  override readonly methodName = DELTA_LORA_METHOD_NAME;
 
   override addAdapter(name: string, config: unknown): void {
     const { started = false, ...lora } = config as DeltaLoraLayerConfig;

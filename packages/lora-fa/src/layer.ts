@@ -74,12 +74,8 @@ export function frozenMatMul(
  * Outputs are bit-identical to `LoraLayer`'s for the same weights (and dropout seed).
  */
 export class LoraFaLayer extends LoraLayer {
-  constructor(baseLayer: Linear) {
-    super(baseLayer);
-    // LoraLayer declares its name as the literal 'lora'; a LoRA-FA layer is its own technique, so
-    // that LoRA and LoRA-FA adapters never mix in one layer.
-    (this as { methodName: string }).methodName = 'lora-fa';
-  }
+  // Its own technique, so that LoRA and LoRA-FA adapters never mix in one layer.
+  override readonly methodName = 'lora-fa';
 
   /** B (and its bias) follow `trainable`; A stays frozen whatever is asked. */
   override setAdapterTrainable(name: string, trainable: boolean): void {

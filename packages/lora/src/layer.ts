@@ -26,7 +26,7 @@ export function loraScaling(alpha: number, r: number, useRslora = false): number
  * base's layout (GPT-2's Conv1D included), as in PEFT.
  */
 export class LoraLayer extends AdapterLayer {
-  readonly methodName = 'lora';
+  readonly methodName: string = 'lora';
   readonly loraA = this.registerModule('lora_A', new ModuleDict<Linear>());
   readonly loraB = this.registerModule('lora_B', new ModuleDict<Linear>());
   readonly loraDropout = this.registerModule('lora_dropout', new ModuleDict<Dropout>());
