@@ -24,8 +24,6 @@ export const BASE_MODEL_CONFIG = {
   resid_pdrop: 0.0,
   embd_pdrop: 0.0,
   attn_pdrop: 0.0,
-  bos_token_id: null,
-  eos_token_id: null,
 } as const;
 
 export interface PretrainOptions {

@@ -182,7 +182,9 @@ export async function setUpTechnique(
   const method = getPeftMethod(technique.name);
   const config = method.config.parse({ ...technique.config(steps), peft_type: method.peftType });
   const peft = getPeftModel(model, method, config, { modelType: model.modelType });
-  const create = loaded.get(technique.packageName)?.createOptimizer;
+  // The technique's optimizer: registered with the method (core's hook) or exported by its package.
+  const registered = (method as { createOptimizer?: TechniquePackage['createOptimizer'] }).createOptimizer;
+  const create = registered?.bind(method) ?? loaded.get(technique.packageName)?.createOptimizer;
   const optimizer = create
     ? await create(peft, { lr, weightDecay: 0 })
     : new AdamW(weightDecayGroups(peft), { lr, weightDecay: 0 });
