@@ -1,0 +1,3 @@
+import { peftProject } from '../../tooling/vitest.shared.ts';
+
+export default peftProject('playground');
