@@ -36,10 +36,10 @@ const TINY_RANDOM_GPT2 = {
 
 const DATASETS: Record<string, { label: string; text: string }> = {
   'moby-dick': {
-    label: 'Moby-Dick: ch. 135 and the Epilogue (held out of the base model’s pretraining)',
+    label: 'Moby-Dick, ch. 135 and Epilogue (unseen by the base model)',
     text: mobyDick,
   },
-  sotu: { label: 'Washington’s State of the Union address, 1790', text: sotu1790 },
+  sotu: { label: 'State of the Union, Washington, 1790', text: sotu1790 },
   custom: { label: 'my own text', text: '' },
 };
 
