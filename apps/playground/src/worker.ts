@@ -87,6 +87,35 @@ function needIdle(what: string, allowedWhilePaused = false): void {
   );
 }
 
+interface GpuDeviceLike {
+  lost?: Promise<{ reason?: string; message?: string }>;
+  addEventListener?(
+    type: 'uncapturederror',
+    listener: (event: { error?: { constructor: { name: string }; message?: string } }) => void,
+  ): void;
+}
+
+/**
+ * WebGPU reports out-of-memory and validation failures as events, not exceptions, and a lost device
+ * as a promise: both reach the page, and a training run stops (its numbers would be wrong).
+ */
+function watchGpuDevice(): void {
+  const device = (tf.backend() as unknown as { device?: GpuDeviceLike }).device;
+  const fail = (message: string) => {
+    control?.set('stop');
+    post({ type: 'error', id: null, error: describeError(new Error(message)) });
+  };
+  device?.lost?.then((info) => {
+    if (info.reason !== 'destroyed') {
+      fail(`WebGPU: the GPU device was lost (${info.reason ?? 'unknown'}): ${info.message ?? ''}`);
+    }
+  });
+  device?.addEventListener?.('uncapturederror', (event) => {
+    const error = event.error;
+    fail(`WebGPU: ${error?.constructor.name ?? 'GPUError'}: ${error?.message ?? 'unknown error'}`);
+  });
+}
+
 async function handle(request: RequestMessage): Promise<{ value: unknown; transfer?: Transferable[] }> {
   switch (request.type) {
     case 'init': {
@@ -97,6 +126,7 @@ async function handle(request: RequestMessage): Promise<{ value: unknown; transf
         ...(request.threads !== undefined ? { threads: request.threads } : {}),
       });
       tf.env().set('PROD', true); // no tfjs console advice from here on
+      if (report.backend === 'webgpu') watchGpuDevice();
       backendReady = true;
       const value: ResultOf<'init'> = { report, text: formatBackendReport(report) };
       return { value };
