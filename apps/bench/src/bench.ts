@@ -33,6 +33,8 @@ export interface BenchOptions {
   peer: boolean;
   quick: boolean;
   command: string;
+  /** Learning rates replacing the techniques' defaults, by technique name. */
+  lr?: Record<string, number>;
 }
 
 export interface BenchHooks {
@@ -67,7 +69,11 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     `backend ${report.backend}${report.backend === 'wasm' ? ` (SIMD ${report.simd ? 'on' : 'off'}, ${report.threads} thread${report.threads === 1 ? '' : 's'})` : ''}`,
   );
 
-  const { available, missing } = await loadTechniques(options.methods);
+  const loaded = await loadTechniques(options.methods);
+  const { missing } = loaded;
+  const available = loaded.available.map((t) =>
+    options.lr?.[t.name] ? { ...t, lr: options.lr[t.name]! } : t,
+  );
   for (const m of missing) log(`skipping ${m.name}: ${m.reason}`);
   if (available.length === 0) throw new Error('no technique can run');
 

@@ -14,6 +14,7 @@ import { TECHNIQUE_NAMES } from './techniques.js';
 
 export const USAGE = `usage: pnpm bench [--quick] [--methods ${TECHNIQUE_NAMES.join(',')}] [--steps N]
                   [--backend cpu|wasm|webgpu] [--model <hf-dir>] [--out <dir>] [--peer] [--seed N]
+                  [--lr technique=rate,...]
        pnpm bench pretrain [--help]
 
 Fine-tunes the built-in base model (or --model, any GPT-2 or LLaMA folder) with every technique and
@@ -24,8 +25,8 @@ report.md and report.html to --out (default bench-results/).
 
 /** Steps and evaluation sizes of the default and the quick run. */
 export const PRESETS = {
-  default: { steps: 24, evalWindows: 24, sentimentTest: 120, timingRepeats: 3 },
-  quick: { steps: 6, evalWindows: 8, sentimentTest: 40, timingRepeats: 1 },
+  default: { steps: 12, evalWindows: 16, sentimentTest: 96, timingRepeats: 2 },
+  quick: { steps: 4, evalWindows: 8, sentimentTest: 32, timingRepeats: 1 },
 } as const;
 
 export function parseBenchArgs(
@@ -43,6 +44,7 @@ export function parseBenchArgs(
       out: { type: 'string' },
       peer: { type: 'boolean', default: false },
       seed: { type: 'string' },
+      lr: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -65,6 +67,14 @@ export function parseBenchArgs(
     if (!TECHNIQUE_NAMES.includes(m))
       throw new Error(`--methods: unknown technique "${m}" (known: ${TECHNIQUE_NAMES.join(', ')})`);
   }
+  const lr: Record<string, number> = {};
+  for (const item of (values.lr ?? []).flatMap((v) => v.split(','))) {
+    const [name, value] = item.split('=');
+    const rate = Number(value);
+    if (!name || !TECHNIQUE_NAMES.includes(name) || !(rate > 0))
+      throw new Error(`--lr takes technique=rate, e.g. --lr lora=5e-3 (got "${item}")`);
+    lr[name] = rate;
+  }
   const command = ['pnpm bench', ...argv].join(' ');
   return {
     model: values.model ? resolve(cwd, values.model) : BASE_MODEL_DIR,
@@ -81,6 +91,7 @@ export function parseBenchArgs(
     peer: values.peer ?? false,
     quick: values.quick ?? false,
     command,
+    lr,
     out: resolve(cwd, values.out ?? 'bench-results'),
     help: values.help ?? false,
   };

@@ -22,7 +22,10 @@ export interface RunOptions {
   steps: number;
   batch: number;
   seed: number;
-  /** Repetitions of the forward-only and forward+backward timings (0: skip the split). */
+  /**
+   * Forward-only and forward+backward timings, each this many times, one before each step from
+   * step 3 on (0: no split).
+   */
   timingRepeats: number;
   /** Measure memory, speed and the time split in this run. */
   measure: boolean;
@@ -86,14 +89,10 @@ async function artifactBytes(technique: Technique, model: CausalLM, peft: PeftMo
   return bytes;
 }
 
-async function timeIt(repeats: number, fn: () => Promise<void>): Promise<number> {
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
+async function timeOnce(fn: () => Promise<void>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
 }
 
 /** Trains `technique` on `task` from a fresh copy of the base model; the model is disposed after. */
@@ -125,27 +124,36 @@ export async function runTechnique(
   const stepSeconds: number[] = [];
   let peakBytes = 0;
   let memory: MemoryAccount | undefined;
-  let forwardSeconds: number | null = null;
-  let forwardBackwardSeconds: number | null = null;
+  const forwardTimes: number[] = [];
+  const forwardBackwardTimes: number[] = [];
+  const trainableVariables = () =>
+    [...setup.module.namedParameters()].filter(([, p]) => p.requiresGrad).map(([, p]) => p.variable);
   try {
     for (let step = 1; step <= options.steps; step++) {
       const rows = nextBatch();
-      if (options.measure && step === 3 && options.timingRepeats > 0) {
-        // The split is timed on this batch before the step (nothing is updated).
-        const variables = [...setup.module.namedParameters()]
-          .filter(([, p]) => p.requiresGrad)
-          .map(([, p]) => p.variable);
+      // The split is timed on the step's batch before the step (nothing is updated), alternating a
+      // forward and a forward+backward over steps 3, 4, ... so that it samples the same stretch of
+      // the run (and the same machine load) as the step times.
+      const splitIndex = step - 3;
+      if (options.measure && splitIndex >= 0 && splitIndex < 2 * options.timingRepeats) {
         setup.module.train();
-        forwardSeconds = await timeIt(options.timingRepeats, async () => {
-          const value = tf.tidy(() => loss(rows));
-          await value.data();
-          value.dispose();
-        });
-        forwardBackwardSeconds = await timeIt(options.timingRepeats, async () => {
-          const { value, grads } = tf.variableGrads(() => loss(rows), variables);
-          await Promise.all([value.data(), ...Object.values(grads).map((g) => g.data())]);
-          tf.dispose([value, ...Object.values(grads)]);
-        });
+        if (splitIndex % 2 === 0) {
+          forwardTimes.push(
+            await timeOnce(async () => {
+              const value = tf.tidy(() => loss(rows));
+              await value.data();
+              value.dispose();
+            }),
+          );
+        } else {
+          forwardBackwardTimes.push(
+            await timeOnce(async () => {
+              const { value, grads } = tf.variableGrads(() => loss(rows), trainableVariables());
+              await Promise.all([value.data(), ...Object.values(grads).map((g) => g.data())]);
+              tf.dispose([value, ...Object.values(grads)]);
+            }),
+          );
+        }
       }
       const t0 = performance.now();
       let info: Awaited<ReturnType<typeof trainer.trainStep>>;
@@ -175,8 +183,8 @@ export async function runTechnique(
         peakBytes,
         stepSeconds,
         stepSecondsMedian: median(timedSteps(stepSeconds)),
-        forwardSeconds,
-        forwardBackwardSeconds,
+        forwardSeconds: forwardTimes.length > 0 ? median(forwardTimes) : null,
+        forwardBackwardSeconds: forwardBackwardTimes.length > 0 ? median(forwardBackwardTimes) : null,
         flopsPerStep: trainingStepFlops({
           ...shape,
           prefixLength,
