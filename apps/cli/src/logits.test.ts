@@ -98,10 +98,14 @@ describe('peft logits', () => {
   });
 
   it('works as `pnpm --silent peft` and `pnpm -s run peft`: stdout holds only the JSON', async () => {
-    // Under `pnpm test` npm_execpath is pnpm itself; otherwise the pinned pnpm through npx.
+    // Under `pnpm test` npm_execpath is pnpm itself (a native binary in pnpm 12, a script before);
+    // otherwise the pinned pnpm through npx.
     const execPath = process.env.npm_execpath ?? '';
+    const script = /\.[cm]?js$/.test(execPath);
     const pnpm = /pnpm/.test(execPath)
-      ? { command: process.execPath, args: [execPath] }
+      ? script
+        ? { command: process.execPath, args: [execPath] }
+        : { command: execPath, args: [] }
       : { command: 'npx', args: ['-y', 'pnpm@12.4.2'] };
     const logitsArgs = ['logits', '--model', `${MODEL_FIXTURES}/gpt2-tiny`, '--ids', '1,2,3;4,5'];
     const [silent, silentRun] = await Promise.all([
