@@ -1,4 +1,12 @@
 // Training kernels and fused ops for TensorFlow.js backends: see README.md for what each fixes.
 export { geluNew } from './ops/gelu_new.js';
+export { layerNorm } from './ops/layer_norm.js';
 export { silu } from './ops/silu.js';
+export { softmaxLastAxis } from './ops/softmax.js';
 export { registerTrainingKernels, replacedKernel, unregisterTrainingKernels } from './register_kernels.js';
+export {
+  setWasmFusedKernels,
+  setWasmMatmulEngine,
+  type WasmMatmulEngine,
+  wasmMatmulEngine,
+} from './wasm/simd/simd_backend.js';

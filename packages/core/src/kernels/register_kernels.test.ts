@@ -2,6 +2,8 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { geluNew } from './ops/gelu_new.js';
+import { layerNorm as fusedLayerNorm } from './ops/layer_norm.js';
+import { softmaxLastAxis } from './ops/softmax.js';
 import { registerTrainingKernels, replacedKernel, unregisterTrainingKernels } from './register_kernels.js';
 import { unsortedSegmentSumConfig } from './wasm/UnsortedSegmentSum.js';
 
@@ -17,7 +19,14 @@ const kernelNames = [
   'Transpose',
   'Unpack',
   'UnsortedSegmentSum',
-];
+  // core's fused ops (no tfjs kernel of these names exists)
+  'PeftGeluNew',
+  'PeftGeluNewGrad',
+  'PeftLayerNorm',
+  'PeftLayerNormGrad',
+  'PeftSoftmax',
+  'PeftSoftmaxGrad',
+].sort();
 
 beforeAll(async () => {
   // tfjs-core's Node bundle registers no gradients; vite resolves this module for the test.
@@ -55,10 +64,9 @@ function gpt2Loss(
 ) {
   const dim = p.wpe!.shape[1]!;
   const headDim = dim / heads;
-  const layerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-    const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), g), b);
-  };
+  // core's fused LayerNorm, softmax and geluNew: their wasm kernels with the training kernels
+  // registered, tfjs ops composed without (the reference).
+  const layerNorm = (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => fusedLayerNorm(x, g, b, 1e-5);
   const linear = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => tf.add(tf.matMul(x, w), b);
   const positions = tf.range(0, seq, 1, 'int32');
   const x = tf.add(tf.gather(p.wte!, ids), tf.gather(p.wpe!, positions)); // [B, T, D]
@@ -74,7 +82,7 @@ function gpt2Loss(
   const scores = tf.mul(tf.matMul(squeeze(q!), squeeze(k!), false, true), 1 / Math.sqrt(headDim));
   const allowed = Array.from({ length: seq * seq }, (_, n) => n % seq <= Math.floor(n / seq));
   const causal = tf.tensor4d(allowed, [1, 1, seq, seq], 'bool');
-  const attn = tf.softmax(tf.where(causal, scores, tf.fill(scores.shape, -1e9)));
+  const attn = softmaxLastAxis(tf.where(causal, scores, tf.fill(scores.shape, -1e9)));
   const context = tf.reshape(tf.transpose(tf.matMul(attn, squeeze(v!)), [0, 2, 1, 3]), [batch * seq, dim]);
   const h1 = tf.add(flat, linear(context, p.wProj!, p.bProj!));
   const mlp = linear(geluNew(linear(layerNorm(h1, p.ln2g!, p.ln2b!), p.wFc!, p.bFc!)), p.wOut!, p.bOut!);

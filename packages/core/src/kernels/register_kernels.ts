@@ -6,6 +6,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './wasm/BatchMatMul.js';
+import { fusedKernelConfigs, registerFusedGradients } from './wasm/Fused.js';
 import { gatherV2Config } from './wasm/GatherV2.js';
 import { identityConfig } from './wasm/Identity.js';
 import { padV2Config } from './wasm/PadV2.js';
@@ -32,7 +33,7 @@ const wasmOverrides: ReadonlyArray<readonly [string, (original: KernelConfig) =>
 ];
 
 /** Kernels the wasm backend lacks. */
-const wasmAdditions: readonly KernelConfig[] = [unsortedSegmentSumConfig];
+const wasmAdditions: readonly KernelConfig[] = [unsortedSegmentSumConfig, ...fusedKernelConfigs];
 
 const ours = new WeakSet<KernelFunc>();
 /** Kernel name -> the wasm kernel that ours replaced (null: there was none). */
@@ -46,6 +47,7 @@ const replaced = new Map<string, KernelConfig | null>();
  * backends are untouched. Returns the names of the kernels registered by this call.
  */
 export function registerTrainingKernels(): string[] {
+  registerFusedGradients();
   const registered: string[] = [];
   for (const [name, build] of wasmOverrides) {
     const current = getKernel(name, 'wasm');

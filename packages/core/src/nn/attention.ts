@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { softmaxLastAxis } from '../kernels/ops/softmax.js';
 import { nextSeed } from './random.js';
 
 /** Extra keys and values placed before a layer's own, each `[batch, kvHeads, length, headDim]`. */
@@ -70,7 +71,7 @@ export function scaledDotProductAttention(
     let scores = tf.mul(tf.matMul(qGrouped, k, false, true), scale);
     const bias = attentionBias(batch, groups, queries, keys, causal, options.keyMask);
     if (bias) scores = tf.add(scores, bias);
-    let probabilities = tf.softmax(scores);
+    let probabilities = softmaxLastAxis(scores);
     const dropout = options.dropout ?? 0;
     if (dropout > 0) probabilities = tf.dropout(probabilities, dropout, undefined, nextSeed());
     const out = tf.matMul(probabilities, v);

@@ -9,6 +9,7 @@ export {
 export { Dropout } from './dropout.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { freezeParameters, type ParameterSelector, unfreezeParameters } from './freeze.js';
+export { frozenMatMul, type SeededDropout } from './frozen_matmul.js';
 export { kaimingUniform, normal, uniform } from './init.js';
 export { LayerNorm, type LayerNormOptions } from './layer_norm.js';
 export { Linear, type LinearOptions } from './linear.js';

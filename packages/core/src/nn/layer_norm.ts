@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { layerNorm } from '../kernels/ops/layer_norm.js';
 import { Module } from './module.js';
 import { Parameter } from './parameter.js';
 
@@ -24,10 +25,6 @@ export class LayerNorm extends Module {
   }
 
   forward(x: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      const normed = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(normed, this.weight.value), this.bias.value);
-    });
+    return layerNorm(x, this.weight.value, this.bias.value, this.eps);
   }
 }

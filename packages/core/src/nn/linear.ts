@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { frozenMatMul } from './frozen_matmul.js';
 import { kaimingUniform, uniform } from './init.js';
 import { Module } from './module.js';
 import { Parameter } from './parameter.js';
@@ -66,11 +67,27 @@ export class Linear extends Module {
     }
   }
 
+  /** Weight and bias (if any) both frozen. */
+  get frozen(): boolean {
+    return !this.weight.requiresGrad && !(this.bias?.requiresGrad ?? false);
+  }
+
+  /**
+   * `x·Wᵀ + b`. A frozen layer (weight and bias not trainable) runs the matmul as `frozenMatMul`,
+   * which keeps nothing for the backward pass (tfjs's MatMul would keep x for W's gradient).
+   */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const lead = x.shape.slice(0, -1);
-      const x2 = x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]);
-      let y = tf.matMul(x2, this.weight.value, false, !this.fanInFanOut);
+      // frozenMatMul reshapes x inside its custom gradient: a recorded Reshape would keep x.
+      let y: tf.Tensor = this.frozen
+        ? frozenMatMul(x, this.weight.value, !this.fanInFanOut)
+        : tf.matMul(
+            x.rank === 2 ? x : tf.reshape(x, [-1, this.inFeatures]),
+            this.weight.value,
+            false,
+            !this.fanInFanOut,
+          );
       if (this.bias) y = tf.add(y, this.bias.value);
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures]);
     });

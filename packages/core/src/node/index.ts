@@ -10,4 +10,11 @@ export {
   resumeFromCheckpoint,
   saveCheckpoint,
 } from './checkpoint.js';
+export {
+  DataParallelGradients,
+  type DataParallelOptions,
+  type DataParallelReplica,
+  type DataParallelSetup,
+  splitRows,
+} from './data_parallel.js';
 export { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile } from './safetensors_file.js';

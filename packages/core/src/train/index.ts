@@ -1,6 +1,12 @@
 export { AdamW, type AdamWOptions } from './adamw.js';
 export { type BufferPeak, measureBufferPeak } from './buffer_peak.js';
 export { clipGradNorm, globalNorm } from './clip.js';
+export {
+  type GradientContext,
+  type GradientResult,
+  type GradientSource,
+  localGradients,
+} from './gradient_source.js';
 export { type MemoryAccount, measureMemory, measureStepPeak, type StepPeak, tensorBytes } from './memory.js';
 export type { Optimizer, OptimizerState } from './optimizer.js';
 export {

@@ -4,6 +4,7 @@ import type { Parameter } from '../nn/parameter.js';
 import { getSeedState, manualSeed, setSeedState } from '../nn/random.js';
 import { AdamW } from './adamw.js';
 import { clipGradNorm, globalNorm } from './clip.js';
+import { type GradientSource, localGradients } from './gradient_source.js';
 import { measureStepPeak } from './memory.js';
 import type { Optimizer, OptimizerState } from './optimizer.js';
 import { weightDecayGroups } from './parameter_groups.js';
@@ -65,6 +66,13 @@ export interface TrainerOptions<B> {
   countTokens?: (batch: B) => number;
   /** Measure each step's peak tensor bytes (`StepInfo.peakBytes`); slower (kernels are profiled). */
   profileMemory?: boolean;
+  /**
+   * Where each micro-batch's loss and gradients come from: default `localGradients`
+   * (`tf.variableGrads` on this thread); `DataParallelGradients` from `@peft/core/node` spreads
+   * a batch over worker threads. Everything else (accumulation, clipping, the non-finite guard,
+   * the optimizer, the schedule) is the Trainer's whatever the source.
+   */
+  gradients?: GradientSource<B>;
 }
 
 /** Everything needed to continue a run exactly: see `Trainer.getTrainingState`. */
@@ -229,7 +237,7 @@ export class Trainer<B> {
   async #takeStep(microBatches: B[]): Promise<StepInfo> {
     this.module.train();
     const stepNumber = this.#step + 1;
-    const { loss, gradNorm, grads } = this.#computeGradients(microBatches);
+    const { loss, gradNorm, grads } = await this.#computeGradients(microBatches);
     try {
       const [lossValue, normValue] = await Promise.all([loss.data(), gradNorm.data()]);
       const lossNumber = lossValue[0]!;
@@ -260,45 +268,59 @@ export class Trainer<B> {
   }
 
   /**
-   * Forward and backward over each micro-batch (synchronous, under tidy), summing gradients and
-   * freeing each micro-batch's before the next; then the mean, the global norm and clipping.
+   * Loss and gradients of each micro-batch from the gradient source, summed as they come (each
+   * micro-batch's freed before the next); then the mean, the global norm and clipping.
    */
-  #computeGradients(microBatches: B[]): StepGradients {
-    const variables = this.#trainable.map(([, p]) => p.variable);
+  async #computeGradients(microBatches: B[]): Promise<StepGradients> {
+    const source = (this.#options.gradients ?? localGradients) as GradientSource<B>;
+    const context = { module: this.module, parameters: this.#trainable, loss: this.#options.loss };
     const count = microBatches.length;
     const maxGradNorm = this.#options.maxGradNorm;
-    const [loss, gradNorm, ...grads] = tf.tidy(() => {
-      let lossSum: tf.Tensor | undefined;
-      let sums: (tf.Tensor | undefined)[] = variables.map(() => undefined);
+    let lossSum: tf.Tensor | undefined;
+    let sums: (tf.Tensor | undefined)[] = this.#trainable.map(() => undefined);
+    try {
       for (const batch of microBatches) {
+        const result = await source.compute(batch, context);
         const previous = [lossSum, ...sums];
         [lossSum, ...sums] = tf.tidy(() => {
-          const { value, grads } = tf.variableGrads(() => this.#options.loss(batch), variables);
-          const added = variables.map((variable, i) => {
-            const grad = grads[variable.name];
-            const sum = sums[i];
+          const added = sums.map((sum, i) => {
+            const grad = result.grads[i];
             if (!grad) return sum;
             return sum ? tf.add(sum, grad) : grad;
           });
-          return [lossSum ? tf.add(lossSum, value) : value, ...added];
+          return [lossSum ? tf.add(lossSum, result.loss) : result.loss, ...added];
         });
-        // Free the previous running sums now rather than at the end of the step (k× gradient memory).
+        // Free the previous running sums and this micro-batch's results now (k× gradient memory).
         const kept = new Set([lossSum, ...sums]);
-        tf.dispose(previous.filter((t): t is tf.Tensor => t !== undefined && !kept.has(t)));
+        tf.dispose(
+          [...previous, result.loss, ...result.grads].filter(
+            (t): t is tf.Tensor => t !== undefined && !kept.has(t),
+          ),
+        );
       }
-      const mean = (t: tf.Tensor) => (count === 1 ? t : tf.div(t, count));
-      const meanGrads = sums.map((g) => (g ? mean(g) : undefined));
-      const present = meanGrads.filter((g): g is tf.Tensor => g !== undefined);
-      if (maxGradNorm === undefined) return [mean(lossSum!), globalNorm(present), ...meanGrads];
-      const clipped = clipGradNorm(new Map(present.map((g, i) => [i, g])), maxGradNorm);
-      let next = 0;
-      return [
-        mean(lossSum!),
-        clipped.totalNorm,
-        ...meanGrads.map((g) => (g ? clipped.grads.get(next++) : undefined)),
-      ];
-    });
-    return { loss: loss as tf.Scalar, gradNorm: gradNorm as tf.Scalar, grads };
+      const totalLoss = lossSum!;
+      const totals = sums;
+      const [loss, gradNorm, ...grads] = tf.tidy(() => {
+        const mean = (t: tf.Tensor) => (count === 1 ? t : tf.div(t, count));
+        const meanGrads = totals.map((g) => (g ? mean(g) : undefined));
+        const present = meanGrads.filter((g): g is tf.Tensor => g !== undefined);
+        if (maxGradNorm === undefined) return [mean(totalLoss), globalNorm(present), ...meanGrads];
+        const clipped = clipGradNorm(new Map(present.map((g, i) => [i, g])), maxGradNorm);
+        let next = 0;
+        return [
+          mean(totalLoss),
+          clipped.totalNorm,
+          ...meanGrads.map((g) => (g ? clipped.grads.get(next++) : undefined)),
+        ];
+      });
+      const out = { loss: loss as tf.Scalar, gradNorm: gradNorm as tf.Scalar, grads };
+      const returned = new Set<tf.Tensor | undefined>([loss, gradNorm, ...grads]);
+      tf.dispose([lossSum, ...sums].filter((t): t is tf.Tensor => t !== undefined && !returned.has(t)));
+      return out;
+    } catch (error) {
+      tf.dispose([lossSum, ...sums].filter((t): t is tf.Tensor => t !== undefined));
+      throw error;
+    }
   }
 
   /** Free the optimizer's state (the module is the caller's). */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelsActive, PEFT_GELU_NEW } from '../wasm/Fused.js';
 
 /** sqrt(2/pi): gelu_new = 0.5·x·(1 + tanh(c·(x + 0.044715·x³))) with this c. */
 const C = Math.sqrt(2 / Math.PI);
@@ -29,9 +30,13 @@ const geluNewWithGrad = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFun
 /**
  * GELU with the tanh approximation (`gelu_new` / `gelu_pytorch_tanh` in Hugging Face
  * transformers, GPT-2's activation): 0.5·x·(1 + tanh(sqrt(2/pi)·(x + 0.044715·x³))), computed
- * exactly as x·sigmoid(2·sqrt(2/pi)·(x + 0.044715·x³)), with its analytic gradient. Any backend.
+ * exactly as x·sigmoid(2·sqrt(2/pi)·(x + 0.044715·x³)), with its analytic gradient. Any backend;
+ * on wasm with core's kernels registered, forward and backward are one fused SIMD pass each that
+ * keep only x for the backward pass.
  */
 export function geluNew<T extends tf.Tensor>(x: T | tf.TensorLike): T {
   const $x = x instanceof tf.Tensor ? x : tf.tensor(x);
-  return geluNewWithGrad($x.dtype === 'float32' ? $x : tf.cast($x, 'float32')) as T;
+  const input = $x.dtype === 'float32' ? $x : tf.cast($x, 'float32');
+  if (fusedKernelsActive(PEFT_GELU_NEW)) return tf.engine().runKernel(PEFT_GELU_NEW, { x: input }) as T;
+  return geluNewWithGrad(input) as T;
 }

@@ -1,8 +1,9 @@
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerTrainingKernels } from '../register_kernels.js';
 import { maxRelDiff, runReplacedKernel } from './replaced_kernel.test-support.js';
+import { setWasmMatmulEngine, type WasmMatmulEngine } from './simd/simd_backend.js';
 
 beforeAll(async () => {
   await tf.setBackend('wasm');
@@ -58,7 +59,10 @@ const flags = [
   [true, true],
 ] as const;
 
-describe('BatchMatMul on wasm', () => {
+describe.each<WasmMatmulEngine>(['simd', 'xnnpack'])('BatchMatMul on wasm (%s engine)', (engine) => {
+  beforeAll(() => setWasmMatmulEngine(engine));
+  afterAll(() => setWasmMatmulEngine('simd'));
+
   // [a shape, b shape] before transposition; all batch layouts the original kernel supports.
   const sameAsOriginal: [number[], number[]][] = [
     [
@@ -137,6 +141,28 @@ describe('BatchMatMul on wasm', () => {
         const [a, b] = operands(aShape, bShape, transposeA, transposeB);
         const got = tf.matMul(a, b, transposeA, transposeB);
         expect(maxRelDiff(got, referenceMatMul(a, b, transposeA, transposeB))).toBeLessThan(1e-5);
+      });
+    }
+  }
+
+  // The SIMD GEMM's blocking (k in passes of 256, rows in blocks of 64) and edge tiles (rows not a
+  // multiple of 4, columns not a multiple of 8), against the loop reference.
+  const blocking: [number, number, number][] = [
+    [1, 1, 1],
+    [3, 600, 9],
+    [67, 257, 17],
+    [130, 513, 77],
+    [8, 1024, 24],
+    [200, 8, 40],
+    [5, 3, 1],
+  ];
+  for (const [m, k, n] of blocking) {
+    for (const [transposeA, transposeB] of flags) {
+      it(`blocks and edges: [${m}x${k}] @ [${k}x${n}], transposeA=${transposeA}, transposeB=${transposeB}`, () => {
+        const [a, b] = operands([m, k], [k, n], transposeA, transposeB);
+        const got = tf.matMul(a, b, transposeA, transposeB);
+        // float32 sums of k products (either engine) against a float64 reference: ~k·eps worst case.
+        expect(maxRelDiff(got, referenceMatMul(a, b, transposeA, transposeB))).toBeLessThan(1e-5 + k * 1e-7);
       });
     }
   }

@@ -1,0 +1,114 @@
+// core's fused ops on wasm (one SIMD kernel each way) against the same ops composed from tfjs
+// kernels on the cpu backend: values and gradients, odd sizes, the fallbacks, no leaks.
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { registerAllGradients } from '../../backend/register_gradients.js';
+import { registerTrainingKernels } from '../register_kernels.js';
+import { geluNew } from './gelu_new.js';
+import { layerNorm } from './layer_norm.js';
+import { softmaxLastAxis } from './softmax.js';
+
+beforeAll(async () => {
+  registerAllGradients();
+  registerTrainingKernels();
+});
+
+type Case = { inputs: () => tf.Tensor[]; f: (...xs: tf.Tensor[]) => tf.Tensor };
+
+/** Value and gradients (of Σ f·w for fixed random w) on a backend, as arrays. */
+async function evaluate(backend: string, { inputs, f }: Case) {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const xs = inputs();
+    const y = f(...xs);
+    const w = tf.randomNormal(y.shape, 0, 1, 'float32', 9);
+    const grads = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(f(...args), w)))(xs);
+    return { value: Array.from(y.dataSync()), grads: grads.map((g) => Array.from(g.dataSync())) };
+  });
+}
+
+function maxAbsDiff(a: number[], b: number[]): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((worst, x, i) => Math.max(worst, Math.abs(x - b[i]!) / (1 + Math.abs(b[i]!))), 0);
+}
+
+/** The kernels a run of `f` dispatches on wasm. */
+async function kernelsOn(run: () => tf.Tensor): Promise<string[]> {
+  await tf.setBackend('wasm');
+  const info = await tf.profile(() => {
+    const y = run();
+    y.dispose();
+  });
+  return info.kernelNames;
+}
+
+const normal = (shape: number[], seed: number, scale = 1, mean = 0) =>
+  tf.randomNormal(shape, mean, scale, 'float32', seed);
+
+describe('fused ops on wasm match the composed ops on cpu', () => {
+  const cases: [string, Case, string[]][] = [
+    ...[1, 3, 8, 1003].map((n): [string, Case, string[]] => [
+      `geluNew on ${n} floats`,
+      { inputs: () => [normal([n], 1, 4)], f: (x) => geluNew(x!) },
+      ['PeftGeluNew'],
+    ]),
+    [
+      'geluNew on large |x| (saturated sigmoid)',
+      { inputs: () => [tf.tensor1d([-120, -30, -9, 0, 9, 30, 120])], f: (x) => geluNew(x!) },
+      ['PeftGeluNew'],
+    ],
+    [
+      'layerNorm [3, 5, 12]',
+      {
+        inputs: () => [normal([3, 5, 12], 2, 2, 1), normal([12], 3, 0.5, 1), normal([12], 4, 0.1)],
+        f: (x, g, b) => layerNorm(x!, g!, b!, 1e-5),
+      },
+      ['PeftLayerNorm'],
+    ],
+    [
+      'layerNorm [4, 6] (row not a multiple of 4: composed on wasm too)',
+      {
+        inputs: () => [normal([4, 6], 5), normal([6], 6, 0.5, 1), normal([6], 7, 0.1)],
+        f: (x, g, b) => layerNorm(x!, g!, b!, 1e-5),
+      },
+      [],
+    ],
+    [
+      'softmaxLastAxis [2, 3, 16]',
+      { inputs: () => [normal([2, 3, 16], 8, 3)], f: (x) => softmaxLastAxis(x!) },
+      ['PeftSoftmax'],
+    ],
+    [
+      'softmaxLastAxis [5, 6] (composed)',
+      { inputs: () => [normal([5, 6], 9, 3)], f: (x) => softmaxLastAxis(x!) },
+      [],
+    ],
+  ];
+  for (const [name, testCase, fusedKernels] of cases) {
+    it(name, async () => {
+      const want = await evaluate('cpu', testCase);
+      const got = await evaluate('wasm', testCase);
+      expect(maxAbsDiff(got.value, want.value)).toBeLessThan(2e-6);
+      for (const [i, g] of got.grads.entries()) expect(maxAbsDiff(g, want.grads[i]!)).toBeLessThan(5e-6);
+      const kernels = await kernelsOn(() => tf.tidy(() => testCase.f(...testCase.inputs())));
+      for (const kernel of fusedKernels) expect(kernels).toContain(kernel);
+      if (fusedKernels.length === 0) expect(kernels.some((k) => k.startsWith('Peft'))).toBe(false);
+    });
+  }
+
+  it('leaves no tensor behind (forward and backward)', async () => {
+    await tf.setBackend('wasm');
+    const x = normal([64, 40], 11);
+    const scale = tf.variable(tf.scalar(1.5));
+    const gamma = tf.variable(tf.ones([40]));
+    const before = tf.memory().numTensors;
+    const { value, grads } = tf.variableGrads(() =>
+      tf.sum(softmaxLastAxis(layerNorm(geluNew(tf.mul(x, scale)), gamma, tf.zeros([40]), 1e-5))),
+    );
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([x, scale, gamma]);
+  });
+});

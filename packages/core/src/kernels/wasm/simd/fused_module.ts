@@ -1,0 +1,356 @@
+// Fused element-wise kernels for a transformer step on WebAssembly SIMD: GPT-2's gelu_new (forward
+// and backward), LayerNorm (forward and backward) and the softmax backward, each one pass (or a
+// few over a row in L1) instead of 6-15 tfjs kernels with a tensor in memory between each.
+// exp is the usual range reduction (2^n · p(r), |r| ≤ ln2/2, degree-6 polynomial): ~2 ulp.
+import { buildModule, FunctionBuilder, f32, i32, v128 } from './wasm_builder.js';
+
+export const FUSED_FUNCTIONS = [
+  'geluNew',
+  'geluNewGrad',
+  'layerNorm',
+  'layerNormGrad',
+  'softmaxGrad',
+] as const;
+
+const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
+const GELU_A = 0.044715;
+/** z = x·(K1 + K2·x²) = 2c·(x + a·x³), gelu_new(x) = x·sigmoid(z). */
+const K1 = 2 * SQRT_2_OVER_PI;
+const K2 = 2 * SQRT_2_OVER_PI * GELU_A;
+
+/**
+ * f32x4 constants held in locals, set once at the top of a function: V8 rebuilds a `v128.const`
+ * with three instructions wherever it is used, inside loops too.
+ */
+class Constants {
+  readonly #locals = new Map<number, number>();
+  constructor(readonly f: FunctionBuilder) {}
+  /** Declares (and initialises, at the current position) constants; call before the loops. */
+  declare(...values: number[]): this {
+    for (const value of values) {
+      if (this.#locals.has(value)) continue;
+      const local = this.f.local(v128);
+      this.f.f32x4Const(value).set(local);
+      this.#locals.set(value, local);
+    }
+    return this;
+  }
+  /** Pushes a declared constant. */
+  push(value: number): FunctionBuilder {
+    const local = this.#locals.get(value);
+    if (local === undefined) throw new Error(`constant ${value} was not declared`);
+    return this.f.get(local);
+  }
+}
+
+const EXP_CONSTANTS = [
+  -87.3,
+  88.3,
+  Math.LOG2E,
+  12582912 + 127,
+  0.693359375,
+  -2.1219444e-4,
+  1 / 720,
+  1 / 120,
+  1 / 24,
+  1 / 6,
+  1 / 2,
+  1,
+];
+
+/** 1.5·2^23 + 127: x + MAGIC rounds x to an integer n held in the low mantissa bits as n + 127. */
+const MAGIC = 12582912 + 127;
+
+/**
+ * Leaves exp(x) on the stack for the v128 in local `x` (clobbers the temporaries). Rounding and
+ * the 2^n scale use the magic-number trick (one add, one subtract, one shift) rather than
+ * f32x4.nearest and i32x4.trunc_sat, and the clamp uses pmin/pmax: all of these are single x86
+ * instructions, where f32x4.min/max and trunc_sat expand to several.
+ */
+function emitExp(k: Constants, x: number, t: { n: number; r: number; p: number }): void {
+  const f = k.f;
+  // Clamp so that 2^n stays a normal float: n in [-126, 127].
+  f.get(x);
+  k.push(-87.3).f32x4Pmax();
+  k.push(88.3).f32x4Pmin().set(t.r);
+  // fx = r·log2e + MAGIC (t.p holds fx), n = fx - MAGIC.
+  f.get(t.r);
+  k.push(Math.LOG2E).f32x4Mul();
+  k.push(MAGIC).f32x4Add().set(t.p);
+  f.get(t.p);
+  k.push(MAGIC).f32x4Sub().set(t.n);
+  // r = x - n·ln2 in two parts (Cody-Waite).
+  f.get(t.r).get(t.n);
+  k.push(0.693359375).f32x4Mul().f32x4Sub();
+  f.get(t.n);
+  k.push(-2.1219444e-4).f32x4Mul().f32x4Sub().set(t.r);
+  // 2^n from the exponent bits: bits(fx) << 23 (the bits of MAGIC shift out).
+  f.get(t.p).i32Const(23).i32x4Shl().set(t.n);
+  // p = 1 + r + r²/2! + ... + r⁶/6! (Horner), times 2^n.
+  f.get(t.r);
+  k.push(1 / 720).f32x4Mul();
+  k.push(1 / 120).f32x4Add();
+  for (const c of [1 / 24, 1 / 6, 1 / 2, 1, 1]) {
+    f.get(t.r).f32x4Mul();
+    k.push(c).f32x4Add();
+  }
+  f.get(t.n).f32x4Mul();
+}
+
+/** Leaves sigmoid(z) = 1 / (1 + exp(-z)) on the stack for the v128 in local `z` (clobbers `z`). */
+function emitSigmoid(k: Constants, z: number, t: { n: number; r: number; p: number }): void {
+  const f = k.f;
+  f.v128Zero().get(z).f32x4Sub().set(z);
+  k.push(1);
+  k.push(1);
+  emitExp(k, z, t);
+  f.f32x4Add().f32x4Div();
+}
+
+function temps(f: FunctionBuilder) {
+  return { n: f.local(v128), r: f.local(v128), p: f.local(v128) };
+}
+
+/** Leaves the sum of the four lanes of local `v` (f32) on the stack. */
+function horizontalSum(f: FunctionBuilder, v: number): void {
+  f.get(v).f32x4ExtractLane(0).get(v).f32x4ExtractLane(1).f32Add();
+  f.get(v).f32x4ExtractLane(2).f32Add().get(v).f32x4ExtractLane(3).f32Add();
+}
+
+/** `for (i = 0; i < count; i++) body()` with `pointers` advanced by 16 bytes after each body. */
+function vectorLoop(f: FunctionBuilder, count: number, pointers: number[], body: () => void): void {
+  const i = f.local(i32);
+  f.forRange(i, count, () => {
+    body();
+    for (const p of pointers) f.increment(p, 16);
+  });
+}
+
+/**
+ * Two vectors per iteration (`body(0)` and `body(16)`: byte offsets from the pointers), then one
+ * for an odd count: two independent dependency chains, for long chains of arithmetic (exp).
+ */
+function vectorLoopByTwo(
+  f: FunctionBuilder,
+  count: number,
+  pointers: number[],
+  body: (offset: number) => void,
+) {
+  const [i, pairs] = [f.local(i32), f.local(i32)];
+  f.get(count).i32Const(1).op(0x75 /* shr_s */).set(pairs);
+  f.forRange(i, pairs, () => {
+    body(0);
+    body(16);
+    for (const p of pointers) f.increment(p, 32);
+  });
+  f.get(count)
+    .i32Const(1)
+    .op(0x71 /* and */)
+    .ifElse(() => body(0));
+}
+
+/** geluNew(x, y, vectors): y = x·sigmoid(x·(K1 + K2·x²)). */
+function geluNew(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32]);
+  const [x, y, count] = [0, 1, 2];
+  const chains = [0, 1].map(() => ({ v: f.local(v128), z: f.local(v128), t: temps(f) }));
+  const k = new Constants(f).declare(...EXP_CONSTANTS, K1, K2);
+  vectorLoopByTwo(f, count, [x, y], (offset) => {
+    const { v, z, t } = chains[offset / 16]!;
+    f.get(x).v128Load(offset).set(v);
+    f.get(v).get(v).get(v).f32x4Mul();
+    k.push(K2).f32x4Mul();
+    k.push(K1).f32x4Add().f32x4Mul().set(z);
+    f.get(y).get(v);
+    emitSigmoid(k, z, t);
+    f.f32x4Mul().v128Store(offset);
+  });
+  return f;
+}
+
+/** geluNewGrad(x, dy, dx, vectors): dx = dy·s·(1 + x·(1 - s)·(K1 + 3·K2·x²)), s = sigmoid(z). */
+function geluNewGrad(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32]);
+  const [x, dy, dx, count] = [0, 1, 2, 3];
+  const chains = [0, 1].map(() => ({
+    v: f.local(v128),
+    x2: f.local(v128),
+    z: f.local(v128),
+    s: f.local(v128),
+    t: temps(f),
+  }));
+  const k = new Constants(f).declare(...EXP_CONSTANTS, K1, K2, 3 * K2);
+  vectorLoopByTwo(f, count, [x, dy, dx], (offset) => {
+    const { v, x2, z, s, t } = chains[offset / 16]!;
+    f.get(x).v128Load(offset).set(v);
+    f.get(v).get(v).f32x4Mul().set(x2);
+    f.get(x2);
+    k.push(K2).f32x4Mul();
+    k.push(K1).f32x4Add().get(v).f32x4Mul().set(z);
+    emitSigmoid(k, z, t);
+    f.set(s);
+    f.get(dx);
+    f.get(dy).v128Load(offset).get(s).f32x4Mul();
+    // 1 + x·(1 - s)·(K1 + 3·K2·x²)
+    f.get(v);
+    k.push(1).get(s).f32x4Sub().f32x4Mul();
+    f.get(x2);
+    k.push(3 * K2).f32x4Mul();
+    k.push(K1).f32x4Add().f32x4Mul();
+    k.push(1).f32x4Add();
+    f.f32x4Mul().v128Store(offset);
+  });
+  return f;
+}
+
+/**
+ * Mean and 1/sqrt(variance + eps) of the row at `row` (`vectors` v128 long, `d` floats), splatted
+ * into locals `mean` and `rstd` (two passes: the variance of the centred values).
+ */
+function rowMoments(
+  f: FunctionBuilder,
+  row: number,
+  vectors: number,
+  d: number,
+  eps: number,
+  out: { mean: number; rstd: number },
+): void {
+  const [p, acc, c] = [f.local(i32), f.local(v128), f.local(v128)];
+  f.get(row).set(p).v128Zero().set(acc);
+  vectorLoop(f, vectors, [p], () => f.get(acc).get(p).v128Load().f32x4Add().set(acc));
+  horizontalSum(f, acc);
+  f.get(d).f32ConvertI32().f32Div().f32x4Splat().set(out.mean);
+  f.get(row).set(p).v128Zero().set(acc);
+  vectorLoop(f, vectors, [p], () => {
+    f.get(p).v128Load().get(out.mean).f32x4Sub().set(c);
+    f.get(acc).get(c).get(c).f32x4Mul().f32x4Add().set(acc);
+  });
+  f.f32Const(1);
+  horizontalSum(f, acc);
+  f.get(d).f32ConvertI32().f32Div().get(eps).f32Add().f32Sqrt().f32Div().f32x4Splat().set(out.rstd);
+}
+
+/** layerNorm(x, gamma, beta, y, rows, d, eps): y = (x - mean)·rstd·gamma + beta per row; d % 4 = 0. */
+function layerNorm(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, f32]);
+  const [x, gamma, beta, y, rows, d, eps] = [0, 1, 2, 3, 4, 5, 6];
+  const [r, vectors, px, pg, pb, py] = [
+    f.local(i32),
+    f.local(i32),
+    f.local(i32),
+    f.local(i32),
+    f.local(i32),
+    f.local(i32),
+  ];
+  const m = { mean: f.local(v128), rstd: f.local(v128) };
+  f.get(d).i32Const(4).op(0x6d /* div_s */).set(vectors);
+  f.forRange(r, rows, () => {
+    rowMoments(f, x, vectors, d, eps, m);
+    f.get(x).set(px).get(gamma).set(pg).get(beta).set(pb).get(y).set(py);
+    vectorLoop(f, vectors, [px, pg, pb, py], () => {
+      f.get(py);
+      f.get(px).v128Load().get(m.mean).f32x4Sub().get(m.rstd).f32x4Mul().get(pg).v128Load().f32x4Mul();
+      f.get(pb).v128Load().f32x4Add().v128Store();
+    });
+    f.get(x).get(d).i32Const(4).mul().add().set(x);
+    f.get(y).get(d).i32Const(4).mul().add().set(y);
+  });
+  return f;
+}
+
+/**
+ * layerNormGrad(x, gamma, dy, dx, dgamma, dbeta, rows, d, eps), with g = dy·gamma and x̂ the
+ * normalised x: dx = rstd·(g - mean(g) - x̂·mean(g·x̂)), dgamma = Σ_rows dy·x̂, dbeta = Σ_rows dy.
+ */
+function layerNormGrad(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, i32, i32, f32]);
+  const [x, gamma, dy, dx, dgamma, dbeta, rows, d, eps] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [r, vectors, px, pg, pdy, pdx, pdg, pdb] = Array.from({ length: 8 }, () => f.local(i32)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const m = { mean: f.local(v128), rstd: f.local(v128) };
+  const [g, xhat, vdy, c1, c2] = [f.local(v128), f.local(v128), f.local(v128), f.local(v128), f.local(v128)];
+  f.get(d).i32Const(4).op(0x6d /* div_s */).set(vectors);
+  // Zero dgamma and dbeta.
+  f.get(dgamma).set(pdg).get(dbeta).set(pdb);
+  vectorLoop(f, vectors, [pdg, pdb], () => {
+    f.get(pdg).v128Zero().v128Store();
+    f.get(pdb).v128Zero().v128Store();
+  });
+  const pointersAtRowStart = () => {
+    f.get(x).set(px).get(gamma).set(pg).get(dy).set(pdy).get(dx).set(pdx);
+    f.get(dgamma).set(pdg).get(dbeta).set(pdb);
+  };
+  const loadGAndXhat = () => {
+    f.get(pdy).v128Load().set(vdy);
+    f.get(vdy).get(pg).v128Load().f32x4Mul().set(g);
+    f.get(px).v128Load().get(m.mean).f32x4Sub().get(m.rstd).f32x4Mul().set(xhat);
+  };
+  f.forRange(r, rows, () => {
+    rowMoments(f, x, vectors, d, eps, m);
+    pointersAtRowStart();
+    f.v128Zero().set(c1).v128Zero().set(c2);
+    vectorLoop(f, vectors, [px, pg, pdy, pdg, pdb], () => {
+      loadGAndXhat();
+      f.get(c1).get(g).f32x4Add().set(c1);
+      f.get(c2).get(g).get(xhat).f32x4Mul().f32x4Add().set(c2);
+      f.get(pdg).get(pdg).v128Load().get(vdy).get(xhat).f32x4Mul().f32x4Add().v128Store();
+      f.get(pdb).get(pdb).v128Load().get(vdy).f32x4Add().v128Store();
+    });
+    horizontalSum(f, c1);
+    f.get(d).f32ConvertI32().f32Div().f32x4Splat().set(c1);
+    horizontalSum(f, c2);
+    f.get(d).f32ConvertI32().f32Div().f32x4Splat().set(c2);
+    pointersAtRowStart();
+    vectorLoop(f, vectors, [px, pg, pdy, pdx], () => {
+      loadGAndXhat();
+      f.get(pdx);
+      f.get(g).get(c1).f32x4Sub().get(xhat).get(c2).f32x4Mul().f32x4Sub().get(m.rstd).f32x4Mul();
+      f.v128Store();
+    });
+    for (const p of [x, dy, dx]) f.get(p).get(d).i32Const(4).mul().add().set(p);
+  });
+  return f;
+}
+
+/** softmaxGrad(y, dy, dx, rows, d): dx = (dy - Σ dy·y)·y per row; d % 4 = 0. */
+function softmaxGrad(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32]);
+  const [y, dy, dx, rows, d] = [0, 1, 2, 3, 4];
+  const [r, vectors, py, pdy] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
+  const [acc, s] = [f.local(v128), f.local(v128)];
+  f.get(d).i32Const(4).op(0x6d /* div_s */).set(vectors);
+  f.forRange(r, rows, () => {
+    f.get(y).set(py).get(dy).set(pdy).v128Zero().set(acc);
+    vectorLoop(f, vectors, [py, pdy], () => {
+      f.get(acc).get(py).v128Load().get(pdy).v128Load().f32x4Mul().f32x4Add().set(acc);
+    });
+    horizontalSum(f, acc);
+    f.f32x4Splat().set(s);
+    vectorLoop(f, vectors, [y, dy, dx], () => {
+      f.get(dx).get(dy).v128Load().get(s).f32x4Sub().get(y).v128Load().f32x4Mul().v128Store();
+    });
+  });
+  return f;
+}
+
+export function fusedModuleBytes(shared: boolean): Uint8Array {
+  const builders: Record<(typeof FUSED_FUNCTIONS)[number], FunctionBuilder> = {
+    geluNew: geluNew(),
+    geluNewGrad: geluNewGrad(),
+    layerNorm: layerNorm(),
+    layerNormGrad: layerNormGrad(),
+    softmaxGrad: softmaxGrad(),
+  };
+  return buildModule(
+    FUSED_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),
+    shared,
+  );
+}

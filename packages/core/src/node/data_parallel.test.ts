@@ -1,0 +1,149 @@
+// DataParallelGradients: the same training as on one thread (to float rounding), no leaks on
+// either side, and clear errors when a worker fails.
+import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { registerAllGradients } from '../backend/register_gradients.js';
+import { manualSeed } from '../nn/random.js';
+import { AdamW } from '../train/adamw.js';
+import { Trainer } from '../train/trainer.js';
+import { DataParallelGradients, splitRows } from './data_parallel.js';
+import { type Row, rowsLoss, type SetupOptions, SmallModel } from './data_parallel.test-support.js';
+
+const workerModule = new URL('./data_parallel.test-support.ts', import.meta.url);
+const started: DataParallelGradients<Row[]>[] = [];
+
+beforeAll(async () => {
+  registerAllGradients();
+  await tf.setBackend('cpu');
+});
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((g) => g.dispose()));
+});
+
+async function dataParallel(threads: number, setupOptions: SetupOptions = {}) {
+  const gradients = await DataParallelGradients.create<Row[]>({
+    workerModule,
+    setupOptions,
+    threads,
+    backend: 'cpu',
+  });
+  started.push(gradients);
+  return gradients;
+}
+
+function rows(count: number, seed: number): Row[] {
+  const v = (i: number) => Math.sin(seed * 12.9898 + i * 78.233);
+  return Array.from({ length: count }, (_, r) => ({
+    x: [0, 1, 2, 3].map((j) => v(r * 8 + j)),
+    y: [0, 1].map((j) => v(r * 8 + 4 + j)),
+  }));
+}
+
+function trainer(model: SmallModel, gradients?: DataParallelGradients<Row[]>, accumulation = 1) {
+  return new Trainer<Row[]>({
+    module: model,
+    loss: rowsLoss(model),
+    optimizer: new AdamW(
+      [...model.namedParameters()].filter(([, p]) => p.requiresGrad),
+      { lr: 0.05 },
+    ),
+    maxGradNorm: 0.5,
+    gradientAccumulationSteps: accumulation,
+    ...(gradients ? { gradients } : {}),
+  });
+}
+
+function snapshot(model: SmallModel): Map<string, Float32Array> {
+  return new Map([...model.namedParameters()].map(([name, p]) => [name, p.value.dataSync() as Float32Array]));
+}
+
+describe('DataParallelGradients', () => {
+  it('splits rows into even contiguous runs', () => {
+    expect(splitRows([1, 2, 3, 4, 5, 6, 7], 3)).toEqual([
+      [1, 2, 3],
+      [4, 5],
+      [6, 7],
+    ]);
+    expect(splitRows([1, 2], 3)).toEqual([[1], [2]]);
+  });
+
+  it('trains exactly as one thread does (3 threads, uneven shards, accumulation, clipping)', async () => {
+    manualSeed(5);
+    const single = new SmallModel();
+    manualSeed(5);
+    const parallel = new SmallModel();
+    const gradients = await dataParallel(3);
+    const one = trainer(single, undefined, 2);
+    const many = trainer(parallel, gradients, 2);
+    for (let step = 0; step < 4; step++) {
+      const batches = [rows(7, 10 + step), rows(5, 20 + step)];
+      const a = await one.trainStep(...batches);
+      const b = await many.trainStep(...batches);
+      expect(b.loss).toBeCloseTo(a.loss, 5);
+      expect(b.gradNorm).toBeCloseTo(a.gradNorm, 5);
+    }
+    const want = snapshot(single);
+    for (const [name, got] of snapshot(parallel)) {
+      const expected = want.get(name)!;
+      const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - expected[i]!)), 0);
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+    one.dispose();
+    many.dispose();
+  });
+
+  it('leaks no tensor on the main thread or in the workers', async () => {
+    manualSeed(6);
+    const model = new SmallModel();
+    const gradients = await dataParallel(2);
+    const t = trainer(model, gradients);
+    await t.trainStep(rows(6, 1));
+    const main = tf.memory().numTensors;
+    const workers = await gradients.workerMemory();
+    for (let step = 0; step < 5; step++) await t.trainStep(rows(6, 2 + step));
+    expect(tf.memory().numTensors).toBe(main);
+    expect(await gradients.workerMemory()).toEqual(workers);
+    t.dispose();
+  });
+
+  it('reports a failing worker step clearly and applies nothing', async () => {
+    manualSeed(7);
+    const model = new SmallModel();
+    const gradients = await dataParallel(2, { failAtCall: 2 });
+    const t = trainer(model, gradients);
+    await t.trainStep(rows(4, 1));
+    const before = snapshot(model);
+    const tensors = tf.memory().numTensors;
+    await expect(t.trainStep(rows(4, 2))).rejects.toThrow(
+      /data-parallel worker 1 failed: loss failed on call 2/,
+    );
+    expect(snapshot(model)).toEqual(before);
+    expect(tf.memory().numTensors).toBe(tensors);
+    t.dispose();
+  });
+
+  it('reports a worker that exits', async () => {
+    const model = new SmallModel();
+    const gradients = await dataParallel(2, { exitAtCall: 1 });
+    const t = trainer(model, gradients);
+    await expect(t.trainStep(rows(4, 1))).rejects.toThrow(/data-parallel worker 1 exited with code 3/);
+    t.dispose();
+  });
+
+  it('reports a failing setup when starting', async () => {
+    await expect(dataParallel(2, { failSetup: true })).rejects.toThrow(
+      /data-parallel worker 1 failed: setup failed: no model today/,
+    );
+  });
+
+  it('refuses to compute after dispose', async () => {
+    const model = new SmallModel();
+    const gradients = await dataParallel(2);
+    await gradients.dispose();
+    const t = trainer(model, gradients);
+    await expect(t.trainStep(rows(4, 1))).rejects.toThrow(/disposed/);
+    t.dispose();
+  });
+});

@@ -1,0 +1,352 @@
+// Data-parallel training over worker threads: tfjs's threaded WASM is off in Node, so each extra
+// core gets its own thread, backend and model replica; a batch is split across the threads, each
+// computes its shard's gradients, and the main thread averages them (weighted by tokens) for the
+// Trainer, whose optimizer then updates the main thread's parameters. Changed parameters travel to
+// the replicas with the next batch: the adapter's (tiny) every step, everything once at the start.
+
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import type { Module } from '../nn/module.js';
+import type { Parameter } from '../nn/parameter.js';
+import type { GradientContext, GradientResult, GradientSource } from '../train/gradient_source.js';
+import type { FromWorker, ParameterUpdate, ToWorker, WorkerInit } from './data_parallel_protocol.js';
+
+/**
+ * What a worker module exports: `setup(options, { rank })` builds the module and the loss the
+ * main thread trains (same parameter names; values need not match: the main thread sends its own
+ * before the first batch). It runs after the worker's backend is initialised.
+ */
+export type DataParallelSetup<B> = (
+  options: unknown,
+  info: { rank: number },
+) => DataParallelReplica<B> | Promise<DataParallelReplica<B>>;
+
+/** A worker's model replica and the loss of a shard (a mean over its tokens). */
+export interface DataParallelReplica<B> {
+  module: Module;
+  loss: (batch: B) => tf.Scalar;
+}
+
+export interface DataParallelOptions<B> {
+  /**
+   * The worker module (a `file:` URL or a path): an ES module exporting `setup` (see
+   * `DataParallelSetup`). Its loss must be a mean over the shard's tokens (as `countTokens` counts
+   * them) for the weighted average to equal the whole batch's mean.
+   */
+  workerModule: string | URL;
+  /** Passed to `setup` in every worker (structured-cloneable). */
+  setupOptions?: unknown;
+  /**
+   * Threads in all, this one included (it computes a shard too): default the machine's available
+   * parallelism. 1 means no workers (everything on this thread).
+   */
+  threads?: number;
+  /** Split a batch into at most `parts` non-empty shards; default: an array batch into contiguous runs. */
+  split?: (batch: B, parts: number) => B[];
+  /** A shard's weight in the average (its loss's denominator); default: its length (rows). */
+  countTokens?: (batch: B) => number;
+  /** The workers' backend; default 'wasm'. */
+  backend?: 'wasm' | 'cpu';
+  /** Seeds each worker's generator (`manualSeed(seed + rank)`): dropout masks per shard. Default 0. */
+  seed?: number;
+  /**
+   * Node options for the workers (`execArgv`). Default: the parent's, plus a TypeScript loader
+   * (tsx) when this file runs from its `.ts` source (tests, `tsx` scripts).
+   */
+  execArgv?: string[];
+}
+
+interface Pending {
+  resolve: (message: FromWorker) => void;
+  reject: (error: Error) => void;
+}
+
+interface WorkerHandle {
+  rank: number;
+  worker: Worker;
+  pending: Map<number, Pending>;
+  failure: Error | null;
+  /** Parameter dataIds this replica holds (by name), to send only what changed. */
+  sent: Map<string, object>;
+}
+
+/** Contiguous runs of rows, as even as possible (the first ones one longer). */
+export function splitRows<T>(batch: readonly T[], parts: number): T[][] {
+  const count = Math.min(parts, batch.length);
+  const shards: T[][] = [];
+  let start = 0;
+  for (let i = 0; i < count; i++) {
+    const size = Math.floor(batch.length / count) + (i < batch.length % count ? 1 : 0);
+    shards.push(batch.slice(start, start + size));
+    start += size;
+  }
+  return shards;
+}
+
+function defaultSplit<B>(batch: B, parts: number): B[] {
+  if (!Array.isArray(batch)) {
+    throw new Error('DataParallelGradients: the batch is not an array; give a split function');
+  }
+  return splitRows(batch, parts) as B[];
+}
+
+function defaultCount<B>(batch: B): number {
+  if (!Array.isArray(batch)) {
+    throw new Error('DataParallelGradients: the batch is not an array; give a countTokens function');
+  }
+  return batch.length;
+}
+
+function dataIdOf(parameter: Parameter): object {
+  return (parameter.variable as unknown as { dataId: object }).dataId;
+}
+
+/**
+ * The worker's bootstrap, run as an eval'd script: it imports the worker entry next to this file
+ * (`.js` when built; from the `.ts` source, after registering tsx's loader, since Node 20 applies no
+ * `--import` loader to a worker's own entry).
+ */
+function workerScript(execArgv: string[] | undefined): { code: string; execArgv: string[] } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = new URL(`./data_parallel_worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
+  const flags = execArgv ?? [...process.execArgv];
+  if (!fromSource) return { code: `import(${JSON.stringify(entry)})`, execArgv: flags };
+  const require = createRequire(import.meta.url);
+  const tsxApi = pathToFileURL(
+    join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs'),
+  ).href;
+  const conditions = flags.some((arg) => arg.startsWith('--conditions')) ? [] : ['--conditions=peft-source'];
+  return {
+    code: `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
+    execArgv: [...flags, ...conditions],
+  };
+}
+
+/**
+ * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` worker
+ * threads and averages their gradients weighted by tokens: for a loss that is a token mean, the
+ * result equals the whole batch's loss and gradients (to float rounding), so training is the same
+ * as on one thread, only faster. Deterministic for a given split. Start with `create`, pass as the
+ * Trainer's `gradients`, `dispose()` when done (it terminates the workers).
+ *
+ * ```ts
+ * const gradients = await DataParallelGradients.create<Row[]>({
+ *   workerModule: new URL('./replica.js', import.meta.url), // exports setup() -> { module, loss }
+ *   setupOptions: { modelDir },
+ *   countTokens: (rows) => rows.length * length,
+ * });
+ * const trainer = new Trainer({ module: peft, loss, optimizer, gradients });
+ * ...
+ * await gradients.dispose();
+ * ```
+ *
+ * A worker that fails (its setup or a step throws, or it exits) makes the step reject with an
+ * error naming the worker and the cause; the others are left running until `dispose`.
+ */
+export class DataParallelGradients<B> implements GradientSource<B> {
+  readonly threads: number;
+  readonly #workers: WorkerHandle[];
+  readonly #split: (batch: B, parts: number) => B[];
+  readonly #count: (batch: B) => number;
+  #nextId = 1;
+  #disposed = false;
+
+  private constructor(workers: WorkerHandle[], options: DataParallelOptions<B>) {
+    this.#workers = workers;
+    this.threads = workers.length + 1;
+    this.#split = options.split ?? defaultSplit;
+    this.#count = options.countTokens ?? defaultCount;
+  }
+
+  /** Starts the workers and waits until each has built its replica. */
+  static async create<B>(options: DataParallelOptions<B>): Promise<DataParallelGradients<B>> {
+    const threads = options.threads ?? availableParallelism();
+    if (!(Number.isInteger(threads) && threads >= 1)) {
+      throw new Error(`DataParallelGradients: threads must be a positive integer (got ${threads})`);
+    }
+    const moduleUrl =
+      options.workerModule instanceof URL
+        ? options.workerModule.href
+        : options.workerModule.startsWith('file:')
+          ? options.workerModule
+          : pathToFileURL(options.workerModule).href;
+    const script = workerScript(options.execArgv);
+    const workers: WorkerHandle[] = [];
+    const started: Promise<void>[] = [];
+    for (let rank = 1; rank < threads; rank++) {
+      const init: WorkerInit = {
+        workerModule: moduleUrl,
+        setupOptions: options.setupOptions,
+        backend: options.backend ?? 'wasm',
+        rank,
+        seed: (options.seed ?? 0) + rank,
+      };
+      const worker = new Worker(script.code, { eval: true, workerData: init, execArgv: script.execArgv });
+      const handle: WorkerHandle = { rank, worker, pending: new Map(), failure: null, sent: new Map() };
+      workers.push(handle);
+      started.push(
+        new Promise<void>((resolve, reject) => {
+          const fail = (error: Error) => {
+            handle.failure ??= error;
+            reject(handle.failure);
+            for (const pending of handle.pending.values()) pending.reject(handle.failure);
+            handle.pending.clear();
+          };
+          worker.on('message', (message: FromWorker) => {
+            if (message.type === 'ready') {
+              resolve();
+              return;
+            }
+            if (message.type === 'error') {
+              const error = new Error(`data-parallel worker ${rank} failed: ${message.message}`);
+              if (message.id === null || !handle.pending.has(message.id)) {
+                fail(error);
+                return;
+              }
+              handle.pending.get(message.id)!.reject(error);
+              handle.pending.delete(message.id);
+              return;
+            }
+            const pending = handle.pending.get(message.id);
+            if (pending) {
+              handle.pending.delete(message.id);
+              pending.resolve(message);
+            }
+          });
+          worker.on('error', (error) =>
+            fail(new Error(`data-parallel worker ${rank} crashed: ${error.message}`)),
+          );
+          worker.on('exit', (code) => {
+            if (code !== 0 || handle.pending.size > 0) {
+              fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
+            } else {
+              handle.failure ??= new Error(`data-parallel worker ${rank} has exited`);
+            }
+          });
+        }),
+      );
+    }
+    const gradients = new DataParallelGradients<B>(workers, options);
+    try {
+      await Promise.all(started);
+    } catch (error) {
+      await gradients.dispose();
+      throw error;
+    }
+    return gradients;
+  }
+
+  #request(
+    handle: WorkerHandle,
+    message: ToWorker & { id: number },
+    transfer: ArrayBuffer[] = [],
+  ): Promise<FromWorker> {
+    if (handle.failure) return Promise.reject(handle.failure);
+    return new Promise((resolve, reject) => {
+      handle.pending.set(message.id, { resolve, reject });
+      handle.worker.postMessage(message, transfer);
+    });
+  }
+
+  /** Parameters whose value changed since this replica last got them (every one the first time). */
+  #updates(
+    handle: WorkerHandle,
+    context: GradientContext<B>,
+  ): { updates: ParameterUpdate[]; transfer: ArrayBuffer[] } {
+    const updates: ParameterUpdate[] = [];
+    const transfer: ArrayBuffer[] = [];
+    for (const [name, parameter] of context.module.namedParameters()) {
+      const id = dataIdOf(parameter);
+      if (handle.sent.get(name) === id) continue;
+      const data = new Float32Array(parameter.value.dataSync() as Float32Array);
+      updates.push([name, parameter.shape, data]);
+      transfer.push(data.buffer as ArrayBuffer);
+      handle.sent.set(name, id);
+    }
+    return { updates, transfer };
+  }
+
+  async compute(batch: B, context: GradientContext<B>): Promise<GradientResult> {
+    if (this.#disposed) throw new Error('DataParallelGradients: disposed');
+    const shards = this.#split(batch, this.threads);
+    if (shards.length === 0) throw new Error('DataParallelGradients: the batch split into no shards');
+    const tokens = shards.map((shard) => this.#count(shard));
+    const total = tokens.reduce((a, b) => a + b, 0);
+    if (!(total > 0)) throw new Error('DataParallelGradients: the batch has no tokens');
+    const trainable = context.parameters.map(([name]) => name);
+    // Workers first (they run while this thread computes shard 0).
+    const remote = shards.slice(1).map((shard, i) => {
+      const handle = this.#workers[i]!;
+      const { updates, transfer } = this.#updates(handle, context);
+      const id = this.#nextId++;
+      return this.#request(handle, { type: 'step', id, batch: shard, updates, trainable }, transfer);
+    });
+    // Shard 0 here, scaled by its weight.
+    let local: GradientResult;
+    try {
+      const variables = context.parameters.map(([, p]) => p.variable);
+      const { value, grads } = tf.variableGrads(() => context.loss(shards[0]!), variables);
+      local = { loss: value, grads: variables.map((v) => grads[v.name]) };
+    } catch (error) {
+      await Promise.allSettled(remote);
+      throw error;
+    }
+    let results: FromWorker[];
+    try {
+      results = await Promise.all(remote);
+    } catch (error) {
+      tf.dispose([local.loss, ...local.grads.filter((g): g is tf.Tensor => g !== undefined)]);
+      await Promise.allSettled(remote);
+      throw error;
+    }
+    return tf.tidy(() => {
+      const weight0 = tokens[0]! / total;
+      let loss = tf.mul(local.loss, weight0) as tf.Scalar;
+      const grads = local.grads.map((g) => (g ? tf.mul(g, weight0) : undefined));
+      results.forEach((message, i) => {
+        if (message.type !== 'result')
+          throw new Error(`data-parallel worker ${i + 1}: unexpected ${message.type}`);
+        const weight = tokens[i + 1]! / total;
+        loss = tf.add(loss, tf.scalar(message.loss * weight)) as tf.Scalar;
+        message.grads.forEach((data, p) => {
+          if (data === null) return;
+          const shape = context.parameters[p]![1].shape;
+          const scaled = tf.mul(tf.tensor(data, shape), weight);
+          grads[p] = grads[p] ? tf.add(grads[p]!, scaled) : scaled;
+        });
+      });
+      tf.dispose([local.loss, ...local.grads.filter((g): g is tf.Tensor => g !== undefined)]);
+      return { loss, grads };
+    });
+  }
+
+  /** Live tensors and bytes in each worker (tests: leaks). */
+  async workerMemory(): Promise<{ rank: number; numTensors: number; numBytes: number }[]> {
+    return Promise.all(
+      this.#workers.map(async (handle) => {
+        const message = await this.#request(handle, { type: 'stats', id: this.#nextId++ });
+        if (message.type !== 'stats')
+          throw new Error(`data-parallel worker ${handle.rank}: unexpected ${message.type}`);
+        return { rank: handle.rank, numTensors: message.numTensors, numBytes: message.numBytes };
+      }),
+    );
+  }
+
+  /** Stops the workers (their replicas are freed); idempotent. */
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    await Promise.all(
+      this.#workers.map(async (handle) => {
+        handle.failure ??= new Error(`data-parallel worker ${handle.rank} was disposed`);
+        for (const pending of handle.pending.values()) pending.reject(handle.failure);
+        handle.pending.clear();
+        await handle.worker.terminate();
+      }),
+    );
+  }
+}
