@@ -145,8 +145,8 @@ describe.each<WasmMatmulEngine>(['simd', 'xnnpack'])('BatchMatMul on wasm (%s en
     }
   }
 
-  // The SIMD GEMM's blocking (k in passes of 256, rows in blocks of 64) and edge tiles (rows not a
-  // multiple of 4, columns not a multiple of 8), against the loop reference.
+  // The SIMD GEMM's blocking (k in passes of 256, rows in blocks of 64), edge tiles (rows not a
+  // multiple of 4, columns not a multiple of 8) and GEMV rows, against the loop reference.
   const blocking: [number, number, number][] = [
     [1, 1, 1],
     [3, 600, 9],
@@ -155,6 +155,10 @@ describe.each<WasmMatmulEngine>(['simd', 'xnnpack'])('BatchMatMul on wasm (%s en
     [8, 1024, 24],
     [200, 8, 40],
     [5, 3, 1],
+    // Up to 4 rows: one GEMV per row, no packing (columns in blocks of 32, 4, then 1; k tails).
+    [2, 37, 77],
+    [4, 384, 1152],
+    [1, 6, 3],
   ];
   for (const [m, k, n] of blocking) {
     for (const [transposeA, transposeB] of flags) {

@@ -8,7 +8,7 @@
 // path. Why MR=4, NR=8 with one k per iteration: V8 (TurboFan) keeps the 8 accumulators, 2 B
 // vectors and a broadcast in x64's 15 allocatable SIMD registers; unrolled bodies get their loads
 // hoisted and spill (measured: 2-3x slower), and larger tiles spill too.
-import { buildModule, FunctionBuilder, i32, v128 } from './wasm_builder.js';
+import { buildModule, FunctionBuilder, f32, i32, v128 } from './wasm_builder.js';
 
 /** Rows of A per micro-tile. */
 export const MR = 4;
@@ -25,6 +25,9 @@ export const GEMM_FUNCTIONS = [
   'packContiguousB',
   'packTransposedA',
   'packTransposedB',
+  'gemvRows',
+  'gemvDots',
+  'edgePanels',
 ] as const;
 const KERNEL = 0;
 
@@ -220,6 +223,119 @@ function packTransposed(width: number): FunctionBuilder {
   return f;
 }
 
+/**
+ * gemvRows(a, aKStride, b, bRowStride, c, k, n): one row of C, `c[j] = Σ_k a[k]·b[k][j]`, for a
+ * B whose rows are `bRowStride` bytes apart with contiguous columns. No packing: for a handful of
+ * rows (generation's one token), packing B would cost more than the product. B streams row by row
+ * (C, one row, stays in L1): `c += a[k]·b[k]` with vectors, the last n % 4 columns scalar.
+ */
+function gemvRows(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, i32]);
+  const [a, aKStride, b, bRowStride, c, k, n] = [0, 1, 2, 3, 4, 5, 6];
+  const [j, kk, vectors, pb, pc] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
+  const [s, ss] = [f.local(v128), f.local(f32)];
+  f.get(n).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+  // C = 0
+  f.forRange(j, n, () => {
+    f.get(c).get(j).i32Const(4).mul().add().f32Const(0).f32Store();
+  });
+  f.forRange(kk, k, () => {
+    f.get(a).v128Load32Splat().set(s);
+    f.get(a).f32Load().set(ss);
+    f.get(b).set(pb).get(c).set(pc);
+    f.forRange(j, vectors, () => {
+      f.get(pc).get(pc).v128Load().get(s).get(pb).v128Load().f32x4Mul().f32x4Add().v128Store();
+      f.increment(pb, 16).increment(pc, 16);
+    });
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(n).geS().brIf(1);
+        f.get(pc).get(pc).f32Load().get(ss).get(pb).f32Load().f32Mul().f32Add().f32Store();
+        f.increment(pb, 4).increment(pc, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.increment(a, { local: aKStride }).increment(b, { local: bRowStride });
+  });
+  return f;
+}
+
+/**
+ * gemvDots(a, bt, btRowStride, c, k, n): one row of C as dot products, `c[j] = Σ_k a[k]·bt[j][k]`,
+ * for a B stored transposed (rows of `bt` contiguous along k) and `a` contiguous. No packing.
+ */
+function gemvDots(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32]);
+  const [a, bt, btRowStride, c, k, n] = [0, 1, 2, 3, 4, 5];
+  const [j, kk, vectors, pa, pb] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
+  const acc = f.local(v128);
+  const scalar = f.local(f32);
+  f.get(k).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+  f.forRange(j, n, () => {
+    f.v128Zero().set(acc);
+    f.get(a).set(pa);
+    f.get(bt).get(j).get(btRowStride).mul().add().set(pb);
+    f.forRange(kk, vectors, () => {
+      f.get(acc).get(pa).v128Load().get(pb).v128Load().f32x4Mul().f32x4Add().set(acc);
+      f.increment(pa, 16).increment(pb, 16);
+    });
+    f.get(acc).f32x4ExtractLane(0).get(acc).f32x4ExtractLane(1).f32Add();
+    f.get(acc).f32x4ExtractLane(2).f32Add().get(acc).f32x4ExtractLane(3).f32Add().set(scalar);
+    // The last k % 4 products.
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(kk);
+    f.block(() =>
+      f.loop(() => {
+        f.get(kk).get(k).geS().brIf(1);
+        f.get(scalar).get(pa).f32Load().get(pb).f32Load().f32Mul().f32Add().set(scalar);
+        f.increment(pa, 4).increment(pb, 4).increment(kk, 1).br(0);
+      }),
+    );
+    f.get(c).get(j).i32Const(4).mul().add().get(scalar).f32Store();
+  });
+  return f;
+}
+
+/**
+ * edgePanels(a, aStride, b, c, cStride, ldc, kc, accumulate, count, rows, cols, tile): like
+ * rowPanels for tiles that stick out of C (the last `rows` < MR rows or `cols` < NR columns): each
+ * tile is computed whole into `tile` (MR x NR floats) and its `rows x cols` corner stored (or added).
+ */
+function edgePanels(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32]);
+  const [a, aStride, b, c, cStride, ldc, kc, accumulate, count, rows, cols, tile] = Array.from(
+    { length: 12 },
+    (_, i) => i,
+  ) as [number, number, number, number, number, number, number, number, number, number, number, number];
+  const [i, r, j, dst, src] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
+  f.forRange(i, count, () => {
+    f.get(a)
+      .get(b)
+      .get(tile)
+      .i32Const(4 * NR)
+      .get(kc)
+      .i32Const(0)
+      .call(KERNEL);
+    f.forRange(r, rows, () => {
+      f.get(c).get(r).get(ldc).mul().add().set(dst);
+      f.get(tile)
+        .get(r)
+        .i32Const(4 * NR)
+        .mul()
+        .add()
+        .set(src);
+      f.forRange(j, cols, () => {
+        f.get(accumulate).ifElse(
+          () => f.get(dst).get(dst).f32Load().get(src).f32Load().f32Add().f32Store(),
+          () => f.get(dst).get(src).f32Load().f32Store(),
+        );
+        f.increment(dst, 4).increment(src, 4);
+      });
+    });
+    f.increment(a, { local: aStride }).increment(c, { local: cStride });
+  });
+  return f;
+}
+
 /** The module's bytes; `shared` for a SharedArrayBuffer memory (the threaded WASM build). */
 export function gemmModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof GEMM_FUNCTIONS)[number], FunctionBuilder> = {
@@ -230,6 +346,9 @@ export function gemmModuleBytes(shared: boolean): Uint8Array {
     packContiguousB: packContiguous(NR),
     packTransposedA: packTransposed(MR),
     packTransposedB: packTransposed(NR),
+    gemvRows: gemvRows(),
+    gemvDots: gemvDots(),
+    edgePanels: edgePanels(),
   };
   return buildModule(
     GEMM_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),

@@ -26,6 +26,22 @@ type GemmExports = {
   packContiguousB(src: number, innerStride: number, panels: number, inner: number, dst: number): void;
   packTransposedA(src: number, outerStride: number, panels: number, inner: number, dst: number): void;
   packTransposedB(src: number, outerStride: number, panels: number, inner: number, dst: number): void;
+  gemvRows(a: number, aKStride: number, b: number, bRowStride: number, c: number, k: number, n: number): void;
+  gemvDots(a: number, bt: number, btRowStride: number, c: number, k: number, n: number): void;
+  edgePanels(
+    a: number,
+    aStride: number,
+    b: number,
+    c: number,
+    cStride: number,
+    ldc: number,
+    kc: number,
+    accumulate: number,
+    count: number,
+    rows: number,
+    cols: number,
+    tile: number,
+  ): void;
 };
 
 /** What the GEMM needs from the memory's owner (tfjs-wasm's emscripten module). */
@@ -43,6 +59,8 @@ export interface MatrixLayout {
 
 /** k per pass over a block of A (the packed B panel, KC·NR floats, stays in L1); 192-512 measured alike. */
 const KC = 256;
+/** Up to this many rows of C, no packing: one GEMV per row (generation's single token). */
+const GEMV_MAX_ROWS = 4;
 /** Row panels per block of A (MR·MC_PANELS·KC floats stay in L2). */
 const MC_PANELS = 16;
 
@@ -107,6 +125,7 @@ export class SimdGemm {
       new Float32Array(this.#memory.buffer, c, m * n).fill(0);
       return;
     }
+    if (m <= GEMV_MAX_ROWS && this.#gemv(a, b, c, m, k, n)) return;
     const mPanels = Math.ceil(m / MR);
     const nPanels = Math.ceil(n / NR);
     const aBytes = mPanels * MR * k * 4;
@@ -123,45 +142,92 @@ export class SimdGemm {
 
     const fullM = Math.floor(m / MR);
     const fullN = Math.floor(n / NR);
+    const restM = m - fullM * MR;
+    const restN = n - fullN * NR;
     const aPanelBytes = k * MR * 4;
     const bPanelBytes = k * NR * 4;
+    const ldc = n * 4;
+    const cPanelBytes = MR * ldc;
     for (let pc = 0; pc < k; pc += KC) {
       const kc = Math.min(KC, k - pc);
       const accumulate = pc > 0 ? 1 : 0;
       for (let ic = 0; ic < fullM; ic += MC_PANELS) {
         const count = Math.min(MC_PANELS, fullM - ic);
         const aBlock = ap + ic * aPanelBytes + pc * MR * 4;
-        const cBlock = c + ic * MR * n * 4;
+        const cBlock = c + ic * cPanelBytes;
         for (let jp = 0; jp < fullN; jp++) {
+          const bPanel = bp + jp * bPanelBytes + pc * NR * 4;
           x.rowPanels(
             aBlock,
             aPanelBytes,
-            bp + jp * bPanelBytes + pc * NR * 4,
+            bPanel,
             cBlock + jp * NR * 4,
-            MR * n * 4,
-            n * 4,
+            cPanelBytes,
+            ldc,
             kc,
             accumulate,
             count,
           );
         }
+        if (restN > 0) {
+          const bPanel = bp + fullN * bPanelBytes + pc * NR * 4;
+          const cEdge = cBlock + fullN * NR * 4;
+          x.edgePanels(
+            aBlock,
+            aPanelBytes,
+            bPanel,
+            cEdge,
+            cPanelBytes,
+            ldc,
+            kc,
+            accumulate,
+            count,
+            MR,
+            restN,
+            tile,
+          );
+        }
       }
-    }
-    if (fullM === mPanels && fullN === nPanels) return;
-    // Edge tiles (a partial last row panel or column panel): computed whole into `tile`, copied.
-    const heap = new Float32Array(this.#memory.buffer);
-    for (let ip = 0; ip < mPanels; ip++) {
-      const rows = Math.min(MR, m - ip * MR);
-      for (let jp = ip < fullM ? fullN : 0; jp < nPanels; jp++) {
-        const cols = Math.min(NR, n - jp * NR);
-        x.kernel(ap + ip * aPanelBytes, bp + jp * bPanelBytes, tile, NR * 4, k, 0);
-        for (let r = 0; r < rows; r++) {
-          const dst = (c >> 2) + (ip * MR + r) * n + jp * NR;
-          const src = (tile >> 2) + r * NR;
-          for (let j = 0; j < cols; j++) heap[dst + j] = heap[src + j]!;
+      if (restM > 0) {
+        // The last, partial row panel across every column panel.
+        const aPanel = ap + fullM * aPanelBytes + pc * MR * 4;
+        for (let jp = 0; jp < nPanels; jp++) {
+          const bPanel = bp + jp * bPanelBytes + pc * NR * 4;
+          const cols = jp < fullN ? NR : restN;
+          const cTile = c + fullM * cPanelBytes + jp * NR * 4;
+          x.edgePanels(
+            aPanel,
+            aPanelBytes,
+            bPanel,
+            cTile,
+            cPanelBytes,
+            ldc,
+            kc,
+            accumulate,
+            1,
+            restM,
+            cols,
+            tile,
+          );
         }
       }
     }
+  }
+
+  /** C row by row without packing, when B's layout allows (contiguous columns, or rows of Bᵀ). */
+  #gemv(a: MatrixLayout, b: MatrixLayout, c: number, m: number, k: number, n: number): boolean {
+    const x = this.#exports;
+    if (b.colStride === 4) {
+      for (let i = 0; i < m; i++)
+        x.gemvRows(a.offset + i * a.rowStride, a.colStride, b.offset, b.rowStride, c + i * n * 4, k, n);
+      return true;
+    }
+    if (b.rowStride === 4 && a.colStride === 4) {
+      for (let i = 0; i < m; i++)
+        x.gemvDots(a.offset + i * a.rowStride, b.offset, b.colStride, c + i * n * 4, k, n);
+      return true;
+    }
+    return false;
   }
 
   /** Packs `outer x inner` (strides in bytes) into panels of `width` along outer, zero-padded. */
