@@ -26,6 +26,8 @@ const kernelNames = [
   'PeftLayerNormGrad',
   'PeftSoftmax',
   'PeftSoftmaxGrad',
+  'PeftCausalAttention',
+  'PeftCausalAttentionGrad',
 ].sort();
 
 beforeAll(async () => {

@@ -6,6 +6,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './wasm/BatchMatMul.js';
+import { causalAttentionKernelConfigs } from './wasm/CausalAttention.js';
 import { fusedKernelConfigs, registerFusedGradients } from './wasm/Fused.js';
 import { gatherV2Config } from './wasm/GatherV2.js';
 import { identityConfig } from './wasm/Identity.js';
@@ -33,7 +34,11 @@ const wasmOverrides: ReadonlyArray<readonly [string, (original: KernelConfig) =>
 ];
 
 /** Kernels the wasm backend lacks. */
-const wasmAdditions: readonly KernelConfig[] = [unsortedSegmentSumConfig, ...fusedKernelConfigs];
+const wasmAdditions: readonly KernelConfig[] = [
+  unsortedSegmentSumConfig,
+  ...fusedKernelConfigs,
+  ...causalAttentionKernelConfigs,
+];
 
 const ours = new WeakSet<KernelFunc>();
 /** Kernel name -> the wasm kernel that ours replaced (null: there was none). */

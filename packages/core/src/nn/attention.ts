@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { causalAttention, causalAttentionFusable } from '../kernels/ops/causal_attention.js';
 import { softmaxLastAxis } from '../kernels/ops/softmax.js';
 import { nextSeed } from './random.js';
 
@@ -66,13 +67,16 @@ export function scaledDotProductAttention(
   const groups = heads / kvHeads;
   const scale = options.scale ?? 1 / Math.sqrt(headDim);
   const causal = options.causal ?? true;
+  const dropout = options.dropout ?? 0;
+  if (causal && groups === 1 && !options.keyMask && dropout === 0 && causalAttentionFusable(q, k, v)) {
+    return causalAttention(q, k, v, scale);
+  }
   return tf.tidy(() => {
     const qGrouped = groups === 1 ? q : tf.reshape(q, [batch, kvHeads, groups * queries, headDim]);
     let scores = tf.mul(tf.matMul(qGrouped, k, false, true), scale);
     const bias = attentionBias(batch, groups, queries, keys, causal, options.keyMask);
     if (bias) scores = tf.add(scores, bias);
     let probabilities = softmaxLastAxis(scores);
-    const dropout = options.dropout ?? 0;
     if (dropout > 0) probabilities = tf.dropout(probabilities, dropout, undefined, nextSeed());
     const out = tf.matMul(probabilities, v);
     return groups === 1 ? out : tf.reshape(out, [batch, heads, queries, headDim]);

@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { registerAllGradients } from '../../backend/register_gradients.js';
+import { scaledDotProductAttention } from '../../nn/attention.js';
 import { registerTrainingKernels } from '../register_kernels.js';
 import { geluNew } from './gelu_new.js';
 import { layerNorm } from './layer_norm.js';
@@ -80,6 +81,29 @@ describe('fused ops on wasm match the composed ops on cpu', () => {
       { inputs: () => [normal([2, 3, 16], 8, 3)], f: (x) => softmaxLastAxis(x!) },
       ['PeftSoftmax'],
     ],
+    ...(
+      [
+        [2, 3, 8, 8, 16],
+        [1, 2, 12, 12, 8],
+        [2, 1, 16, 36, 8],
+        [1, 2, 4, 24, 5],
+      ] as const
+    ).map(([b, h, tq, tk, d]): [string, Case, string[]] => [
+      `causal attention q [${b}, ${h}, ${tq}, ${d}], k/v ${tk} keys`,
+      {
+        inputs: () => [normal([b, h, tq, d], 20), normal([b, h, tk, d], 21), normal([b, h, tk, d], 22)],
+        f: (q, k, v) => scaledDotProductAttention(q!, k!, v!, { scale: 0.3 }),
+      },
+      ['PeftCausalAttention'],
+    ]),
+    [
+      'causal attention with 6 queries (not a multiple of 4: composed, fused softmax)',
+      {
+        inputs: () => [normal([1, 2, 6, 8], 23), normal([1, 2, 8, 8], 24), normal([1, 2, 8, 8], 25)],
+        f: (q, k, v) => scaledDotProductAttention(q!, k!, v!),
+      },
+      ['PeftSoftmax'],
+    ],
     [
       'softmaxLastAxis [5, 6] (composed)',
       { inputs: () => [normal([5, 6], 9, 3)], f: (x) => softmaxLastAxis(x!) },
@@ -95,6 +119,7 @@ describe('fused ops on wasm match the composed ops on cpu', () => {
       const kernels = await kernelsOn(() => tf.tidy(() => testCase.f(...testCase.inputs())));
       for (const kernel of fusedKernels) expect(kernels).toContain(kernel);
       if (fusedKernels.length === 0) expect(kernels.some((k) => k.startsWith('Peft'))).toBe(false);
+      if (!fusedKernels.includes('PeftCausalAttention')) expect(kernels).not.toContain('PeftCausalAttention');
     });
   }
 

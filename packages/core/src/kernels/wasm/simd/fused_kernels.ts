@@ -17,6 +17,24 @@ type FusedExports = {
     eps: number,
   ): void;
   softmaxGrad(y: number, dy: number, dx: number, rows: number, d: number): void;
+  causalSoftmax(
+    s: number,
+    p: number,
+    rows: number,
+    cols: number,
+    offset: number,
+    scale: number,
+    tmp: number,
+  ): void;
+  causalSoftmaxGrad(
+    p: number,
+    dp: number,
+    ds: number,
+    rows: number,
+    cols: number,
+    offset: number,
+    scale: number,
+  ): void;
 };
 
 /**
@@ -94,6 +112,24 @@ export class FusedKernels {
   ): void {
     if (d % 4 !== 0) throw new Error('FusedKernels.layerNormGrad: the row length must be a multiple of 4');
     this.#x.layerNormGrad(x, gamma, dy, dx, dgamma, dbeta, rows, d, eps);
+  }
+
+  /** Row i of P = softmax(scale · S[i][0..i+offset]), zero past the diagonal; S may alias P. */
+  causalSoftmax(s: number, p: number, rows: number, cols: number, offset: number, scale: number): void {
+    this.#x.causalSoftmax(s, p, rows, cols, offset, scale, this.#tail);
+  }
+
+  /** dS = scale · P ⊙ (dP - Σ P·dP) on and below the diagonal, zero past it (dP read there only). */
+  causalSoftmaxGrad(
+    p: number,
+    dp: number,
+    ds: number,
+    rows: number,
+    cols: number,
+    offset: number,
+    scale: number,
+  ): void {
+    this.#x.causalSoftmaxGrad(p, dp, ds, rows, cols, offset, scale);
   }
 
   softmaxGrad(y: number, dy: number, dx: number, rows: number, d: number): void {

@@ -2,7 +2,7 @@
 // and backward), LayerNorm (forward and backward) and the softmax backward, each one pass (or a
 // few over a row in L1) instead of 6-15 tfjs kernels with a tensor in memory between each.
 // exp is the usual range reduction (2^n · p(r), |r| ≤ ln2/2, degree-6 polynomial): ~2 ulp.
-import { buildModule, FunctionBuilder, f32, i32, v128 } from './wasm_builder.js';
+import { buildModule, FunctionBuilder, f32, i32, indices, v128 } from './wasm_builder.js';
 
 export const FUSED_FUNCTIONS = [
   'geluNew',
@@ -10,6 +10,8 @@ export const FUSED_FUNCTIONS = [
   'layerNorm',
   'layerNormGrad',
   'softmaxGrad',
+  'causalSoftmax',
+  'causalSoftmaxGrad',
 ] as const;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -341,6 +343,182 @@ function softmaxGrad(): FunctionBuilder {
   return f;
 }
 
+/**
+ * causalSoftmax(s, p, rows, cols, offset, scale, tmp): row i of P = softmax(scale · S[i][0..n)) with
+ * n = min(cols, i + offset + 1) (the causal mask), zero beyond; S and P rows `cols` floats, may be
+ * the same memory. Only S[i][0..n) is read (the rest may be unset). `tmp`: 16 bytes of scratch.
+ */
+function causalSoftmax(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, f32, i32]);
+  const [s, p, rows, cols, offset, scale, tmp] = indices(7);
+  const [r, valid, vectors, j, ps, pp] = f.locals(i32, 6);
+  const [vmax, v, vsum, vscale, vshift] = f.locals(v128, 5);
+  const [smax, ssum] = f.locals(f32, 2);
+  const t = temps(f);
+  const k = new Constants(f).declare(...EXP_CONSTANTS);
+  f.get(scale).f32x4Splat().set(vscale);
+  f.forRange(r, rows, () => {
+    // valid = min(cols, r + offset + 1), at least 0
+    f.get(r).get(offset).add().i32Const(1).add().set(valid);
+    f.get(valid).get(cols).get(valid).get(cols).ltS().select().set(valid);
+    f.get(valid).i32Const(0).get(valid).i32Const(0).geS().select().set(valid);
+    f.get(valid).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+    // Max over the valid entries.
+    f.f32Const(Number.NEGATIVE_INFINITY).f32x4Splat().set(vmax);
+    f.get(s).set(ps);
+    f.forRange(j, vectors, () => {
+      f.get(vmax).get(ps).v128Load().f32x4Pmax().set(vmax);
+      f.increment(ps, 16);
+    });
+    f.get(vmax).f32x4ExtractLane(0).get(vmax).f32x4ExtractLane(1).f32Max();
+    f.get(vmax).f32x4ExtractLane(2).f32Max().get(vmax).f32x4ExtractLane(3).f32Max().set(smax);
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(valid).geS().brIf(1);
+        f.get(smax).get(ps).f32Load().f32Max().set(smax);
+        f.increment(ps, 4).increment(j, 1).br(0);
+      }),
+    );
+    // e = exp(scale·(s - max)) into p, summed.
+    f.get(smax).f32x4Splat().set(vshift);
+    f.v128Zero().set(vsum);
+    f.get(s).set(ps).get(p).set(pp);
+    f.forRange(j, vectors, () => {
+      f.get(ps).v128Load().get(vshift).f32x4Sub().get(vscale).f32x4Mul().set(v);
+      emitExp(k, v, t);
+      f.set(v);
+      f.get(pp).get(v).v128Store();
+      f.get(vsum).get(v).f32x4Add().set(vsum);
+      f.increment(ps, 16).increment(pp, 16);
+    });
+    // The last valid % 4 entries through `tmp` (padded with -inf: exp gives 0).
+    f.get(tmp).f32Const(Number.NEGATIVE_INFINITY).f32x4Splat().v128Store();
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(valid).geS().brIf(1);
+        f.get(tmp).get(j).i32Const(3).op(0x71 /* and */).i32Const(4).mul().add();
+        f.get(ps).f32Load().f32Store();
+        f.increment(ps, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.get(tmp).v128Load().get(vshift).f32x4Sub().get(vscale).f32x4Mul().set(v);
+    emitExp(k, v, t);
+    f.set(v);
+    f.get(tmp).get(v).v128Store();
+    f.get(vsum).get(v).f32x4Add().set(vsum);
+    f.get(vsum).f32x4ExtractLane(0).get(vsum).f32x4ExtractLane(1).f32Add();
+    f.get(vsum).f32x4ExtractLane(2).f32Add().get(vsum).f32x4ExtractLane(3).f32Add().set(ssum);
+    // Normalise.
+    f.f32Const(1).get(ssum).f32Div().set(ssum);
+    f.get(ssum).f32x4Splat().set(vsum);
+    f.get(p).set(pp);
+    f.forRange(j, vectors, () => {
+      f.get(pp).get(pp).v128Load().get(vsum).f32x4Mul().v128Store();
+      f.increment(pp, 16);
+    });
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(valid).geS().brIf(1);
+        f.get(pp).get(tmp).get(j).i32Const(3).op(0x71 /* and */).i32Const(4).mul().add().f32Load();
+        f.get(ssum).f32Mul().f32Store();
+        f.increment(pp, 4).increment(j, 1).br(0);
+      }),
+    );
+    // Zeros past the diagonal.
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(cols).geS().brIf(1);
+        f.get(pp).f32Const(0).f32Store();
+        f.increment(pp, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.get(s).get(cols).i32Const(4).mul().add().set(s);
+    f.get(p).get(cols).i32Const(4).mul().add().set(p);
+  });
+  return f;
+}
+
+/**
+ * causalSoftmaxGrad(p, dp, ds, rows, cols, offset, scale): dS = scale · P ⊙ (dP - Σ_j P·dP) over
+ * each row's valid entries (j <= i + offset), zero beyond; dP is read only where valid.
+ */
+function causalSoftmaxGrad(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, f32]);
+  const [p, dp, ds, rows, cols, offset, scale] = indices(7);
+  const [r, valid, vectors, j, pp, pdp, pds] = f.locals(i32, 7);
+  const [acc, vdot, vscale] = f.locals(v128, 3);
+  const dot = f.local(f32);
+  f.get(scale).f32x4Splat().set(vscale);
+  f.forRange(r, rows, () => {
+    f.get(r).get(offset).add().i32Const(1).add().set(valid);
+    f.get(valid).get(cols).get(valid).get(cols).ltS().select().set(valid);
+    f.get(valid).i32Const(0).get(valid).i32Const(0).geS().select().set(valid);
+    f.get(valid).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+    f.v128Zero().set(acc);
+    f.get(p).set(pp).get(dp).set(pdp);
+    f.forRange(j, vectors, () => {
+      f.get(acc).get(pp).v128Load().get(pdp).v128Load().f32x4Mul().f32x4Add().set(acc);
+      f.increment(pp, 16).increment(pdp, 16);
+    });
+    horizontalSum(f, acc);
+    f.set(dot);
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(valid).geS().brIf(1);
+        f.get(dot).get(pp).f32Load().get(pdp).f32Load().f32Mul().f32Add().set(dot);
+        f.increment(pp, 4).increment(pdp, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.get(dot).f32x4Splat().set(vdot);
+    f.get(p).set(pp).get(dp).set(pdp).get(ds).set(pds);
+    f.forRange(j, vectors, () => {
+      f.get(pds)
+        .get(pdp)
+        .v128Load()
+        .get(vdot)
+        .f32x4Sub()
+        .get(pp)
+        .v128Load()
+        .f32x4Mul()
+        .get(vscale)
+        .f32x4Mul();
+      f.v128Store();
+      f.increment(pp, 16).increment(pdp, 16).increment(pds, 16);
+    });
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(valid).geS().brIf(1);
+        f.get(pds)
+          .get(pdp)
+          .f32Load()
+          .get(dot)
+          .f32Sub()
+          .get(pp)
+          .f32Load()
+          .f32Mul()
+          .get(scale)
+          .f32Mul()
+          .f32Store();
+        f.increment(pp, 4).increment(pdp, 4).increment(pds, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(cols).geS().brIf(1);
+        f.get(pds).f32Const(0).f32Store();
+        f.increment(pds, 4).increment(j, 1).br(0);
+      }),
+    );
+    for (const x of [p, dp, ds]) f.get(x).get(cols).i32Const(4).mul().add().set(x);
+  });
+  return f;
+}
+
 export function fusedModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof FUSED_FUNCTIONS)[number], FunctionBuilder> = {
     geluNew: geluNew(),
@@ -348,6 +526,8 @@ export function fusedModuleBytes(shared: boolean): Uint8Array {
     layerNorm: layerNorm(),
     layerNormGrad: layerNormGrad(),
     softmaxGrad: softmaxGrad(),
+    causalSoftmax: causalSoftmax(),
+    causalSoftmaxGrad: causalSoftmaxGrad(),
   };
   return buildModule(
     FUSED_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),

@@ -8,7 +8,7 @@
 // path. Why MR=4, NR=8 with one k per iteration: V8 (TurboFan) keeps the 8 accumulators, 2 B
 // vectors and a broadcast in x64's 15 allocatable SIMD registers; unrolled bodies get their loads
 // hoisted and spill (measured: 2-3x slower), and larger tiles spill too.
-import { buildModule, FunctionBuilder, f32, i32, v128 } from './wasm_builder.js';
+import { buildModule, FunctionBuilder, f32, i32, indices, v128 } from './wasm_builder.js';
 
 /** Rows of A per micro-tile. */
 export const MR = 4;
@@ -28,6 +28,7 @@ export const GEMM_FUNCTIONS = [
   'gemvRows',
   'gemvDots',
   'edgePanels',
+  'grid',
 ] as const;
 const KERNEL = 0;
 
@@ -302,11 +303,8 @@ function gemvDots(): FunctionBuilder {
  */
 function edgePanels(): FunctionBuilder {
   const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32, i32]);
-  const [a, aStride, b, c, cStride, ldc, kc, accumulate, count, rows, cols, tile] = Array.from(
-    { length: 12 },
-    (_, i) => i,
-  ) as [number, number, number, number, number, number, number, number, number, number, number, number];
-  const [i, r, j, dst, src] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
+  const [a, aStride, b, c, cStride, ldc, kc, accumulate, count, rows, cols, tile] = indices(12);
+  const [i, r, j, dst, src] = f.locals(i32, 5);
   f.forRange(i, count, () => {
     f.get(a)
       .get(b)
@@ -336,6 +334,140 @@ function edgePanels(): FunctionBuilder {
   return f;
 }
 
+/** `grid` modes: which part of the product is computed (attention with a causal mask). */
+export const GRID_FULL = 0;
+/** C[i][j] is needed only for j <= i + offset: tiles wholly above that diagonal are skipped. */
+export const GRID_OUTPUT_LOWER = 1;
+/** A[i][kk] is zero for kk > i + offset: each row panel's k stops after its last row's diagonal. */
+export const GRID_K_LOWER = 2;
+/** A[i][kk] is zero for kk < i - offset: each row panel's k starts at its first row's diagonal. */
+export const GRID_K_UPPER = 3;
+
+/**
+ * grid(ap, aPanelBytes, bp, bPanelBytes, c, ldc, k, mPanels, nPanels, restN, mode, offset, tile):
+ * every tile of C = A·B from packed panels in one call, for the small products of attention (k
+ * fits in L1, so no k blocking), with the causal structure of `mode` skipping work. Rows must fill
+ * the panels (m = mPanels·MR); the last column panel holds `restN` columns when not 0 (computed
+ * into `tile`, then copied).
+ */
+function grid(): FunctionBuilder {
+  const f = new FunctionBuilder(Array.from({ length: 13 }, () => i32));
+  const [ap, aPanelBytes, bp, bPanelBytes, c, ldc, k, mPanels, nPanels, restN, mode, offset, tile] =
+    indices(13);
+  const [ip, jp, rowLo, kStart, kEnd, lastCol, r, j, dst, src, fullPanels, rowsPerPanel] = f.locals(i32, 12);
+  f.i32Const(MR).set(rowsPerPanel);
+  f.get(nPanels).get(restN).i32Const(0).op(0x47 /* ne */).sub().set(fullPanels);
+  const min = (x: number, limit: number) => f.get(x).get(limit).get(x).get(limit).ltS().select().set(x);
+  const maxZero = (x: number) => f.get(x).i32Const(0).get(x).i32Const(0).geS().select().set(x);
+  f.forRange(ip, mPanels, () => {
+    f.get(ip).i32Const(MR).mul().set(rowLo);
+    // The k range of this row panel.
+    f.i32Const(0).set(kStart);
+    f.get(k).set(kEnd);
+    f.get(mode)
+      .i32Const(GRID_K_LOWER)
+      .op(0x46 /* eq */)
+      .ifElse(() => {
+        f.get(rowLo).i32Const(MR).add().get(offset).add().set(kEnd);
+        min(kEnd, k);
+        maxZero(kEnd);
+      });
+    f.get(mode)
+      .i32Const(GRID_K_UPPER)
+      .op(0x46 /* eq */)
+      .ifElse(() => {
+        f.get(rowLo).get(offset).sub().set(kStart);
+        maxZero(kStart);
+        min(kStart, k);
+      });
+    // Columns needed (exclusive bound): all, or up to the panel's last row's diagonal.
+    f.get(nPanels).i32Const(NR).mul().set(lastCol);
+    f.get(mode)
+      .i32Const(GRID_OUTPUT_LOWER)
+      .op(0x46 /* eq */)
+      .ifElse(() => {
+        f.get(rowLo).i32Const(MR).add().get(offset).add().set(lastCol);
+      });
+    f.forRange(jp, nPanels, () => {
+      // Tiles starting at or past lastCol are not needed: done with this row panel.
+      f.get(jp).i32Const(NR).mul().get(lastCol).geS().brIf(1);
+      const operands = () => {
+        f.get(ap)
+          .get(ip)
+          .get(aPanelBytes)
+          .mul()
+          .add()
+          .get(kStart)
+          .i32Const(4 * MR)
+          .mul()
+          .add();
+        f.get(bp)
+          .get(jp)
+          .get(bPanelBytes)
+          .mul()
+          .add()
+          .get(kStart)
+          .i32Const(4 * NR)
+          .mul()
+          .add();
+      };
+      f.get(jp)
+        .get(fullPanels)
+        .ltS()
+        .ifElse(
+          () => {
+            operands();
+            f.get(c)
+              .get(rowLo)
+              .get(ldc)
+              .mul()
+              .add()
+              .get(jp)
+              .i32Const(4 * NR)
+              .mul()
+              .add();
+            f.get(ldc).get(kEnd).get(kStart).sub().i32Const(0).call(KERNEL);
+          },
+          () => {
+            operands();
+            f.get(tile)
+              .i32Const(4 * NR)
+              .get(kEnd)
+              .get(kStart)
+              .sub()
+              .i32Const(0)
+              .call(KERNEL);
+            f.forRange(r, rowsPerPanel, () => {
+              f.get(c)
+                .get(rowLo)
+                .get(r)
+                .add()
+                .get(ldc)
+                .mul()
+                .add()
+                .get(jp)
+                .i32Const(4 * NR)
+                .mul()
+                .add()
+                .set(dst);
+              f.get(tile)
+                .get(r)
+                .i32Const(4 * NR)
+                .mul()
+                .add()
+                .set(src);
+              f.forRange(j, restN, () => {
+                f.get(dst).get(src).f32Load().f32Store();
+                f.increment(dst, 4).increment(src, 4);
+              });
+            });
+          },
+        );
+    });
+  });
+  return f;
+}
+
 /** The module's bytes; `shared` for a SharedArrayBuffer memory (the threaded WASM build). */
 export function gemmModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof GEMM_FUNCTIONS)[number], FunctionBuilder> = {
@@ -349,6 +481,7 @@ export function gemmModuleBytes(shared: boolean): Uint8Array {
     gemvRows: gemvRows(),
     gemvDots: gemvDots(),
     edgePanels: edgePanels(),
+    grid: grid(),
   };
   return buildModule(
     GEMM_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),

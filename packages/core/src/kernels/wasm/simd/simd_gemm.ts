@@ -1,4 +1,13 @@
-import { GEMM_FUNCTIONS, gemmModuleBytes, MR, NR } from './gemm_module.js';
+import {
+  GEMM_FUNCTIONS,
+  GRID_FULL,
+  GRID_K_LOWER,
+  GRID_K_UPPER,
+  GRID_OUTPUT_LOWER,
+  gemmModuleBytes,
+  MR,
+  NR,
+} from './gemm_module.js';
 
 type GemmExports = {
   kernel(a: number, b: number, c: number, ldc: number, kc: number, accumulate: number): void;
@@ -42,6 +51,30 @@ type GemmExports = {
     cols: number,
     tile: number,
   ): void;
+  grid(
+    ap: number,
+    aPanelBytes: number,
+    bp: number,
+    bPanelBytes: number,
+    c: number,
+    ldc: number,
+    k: number,
+    mPanels: number,
+    nPanels: number,
+    restN: number,
+    mode: number,
+    offset: number,
+    tile: number,
+  ): void;
+};
+
+/** What `gridMatmul` skips (attention's causal structure); see gemm_module.ts. */
+export type GridMode = 'full' | 'outputLower' | 'kLower' | 'kUpper';
+const GRID_MODES: Record<GridMode, number> = {
+  full: GRID_FULL,
+  outputLower: GRID_OUTPUT_LOWER,
+  kLower: GRID_K_LOWER,
+  kUpper: GRID_K_UPPER,
 };
 
 /** What the GEMM needs from the memory's owner (tfjs-wasm's emscripten module). */
@@ -212,6 +245,52 @@ export class SimdGemm {
         }
       }
     }
+  }
+
+  /**
+   * `C = A·B` for the small products of attention: one wasm call over every tile, with a causal
+   * `mode` (relative to the diagonal `j = i + offset`) skipping tiles or k ranges that are zero or
+   * unused. C's rows are `ldc` bytes apart; `m` must be a multiple of 4 (false is returned, nothing
+   * done, otherwise). Skipped tiles of `outputLower` are left as they were.
+   */
+  gridMatmul(
+    a: MatrixLayout,
+    b: MatrixLayout,
+    c: number,
+    ldc: number,
+    m: number,
+    k: number,
+    n: number,
+    mode: GridMode,
+    offset: number,
+  ): boolean {
+    if (m % MR !== 0 || m === 0 || n === 0 || k === 0) return false;
+    const nPanels = Math.ceil(n / NR);
+    const aBytes = m * k * 4;
+    const bBytes = nPanels * NR * k * 4;
+    const scratch = this.#scratchOf(aBytes + bBytes + MR * NR * 4 + 128);
+    const ap = scratch;
+    const bp = (ap + aBytes + 63) & ~63;
+    const tile = (bp + bBytes + 63) & ~63;
+    const x = this.#exports;
+    this.#pack(a.offset, a.rowStride, a.colStride, m, k, MR, ap, x.packContiguousA, x.packTransposedA);
+    this.#pack(b.offset, b.colStride, b.rowStride, n, k, NR, bp, x.packContiguousB, x.packTransposedB);
+    x.grid(
+      ap,
+      k * MR * 4,
+      bp,
+      k * NR * 4,
+      c,
+      ldc,
+      k,
+      m / MR,
+      nPanels,
+      n % NR,
+      GRID_MODES[mode],
+      offset,
+      tile,
+    );
+    return true;
   }
 
   /** C row by row without packing, when B's layout allows (contiguous columns, or rows of Bᵀ). */

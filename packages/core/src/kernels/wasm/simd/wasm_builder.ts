@@ -43,6 +43,16 @@ function laneBytes(lanes: readonly [number, number, number, number]): number[] {
   return lanes.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3]);
 }
 
+/** A tuple of N numbers (local or parameter indices). */
+export type Indices<N extends number, R extends number[] = []> = R['length'] extends N
+  ? R
+  : Indices<N, [number, ...R]>;
+
+/** `[0, 1, …, n - 1]` typed as an n-tuple: parameter indices. */
+export function indices<N extends number>(n: N): Indices<N> {
+  return Array.from({ length: n }, (_, i) => i) as unknown as Indices<N>;
+}
+
 /**
  * One function's body, written as a stack machine: each method appends one instruction and returns
  * `this`. Locals are numbered after the parameters. Memory offsets are in bytes.
@@ -60,6 +70,11 @@ export class FunctionBuilder {
   local(type: ValueType): number {
     this.#locals.push(type);
     return this.params.length + this.#locals.length - 1;
+  }
+
+  /** `count` new locals of `type`, as a tuple of their indices. */
+  locals<N extends number>(type: ValueType, count: N): Indices<N> {
+    return Array.from({ length: count }, () => this.local(type)) as unknown as Indices<N>;
   }
 
   op(...bytes: number[]): this {
@@ -213,6 +228,12 @@ export class FunctionBuilder {
   }
   f32Sub(): this {
     return this.op(0x93);
+  }
+  f32Max(): this {
+    return this.op(0x97);
+  }
+  f32Min(): this {
+    return this.op(0x96);
   }
   f32Div(): this {
     return this.op(0x95);

@@ -1,0 +1,47 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { PEFT_CAUSAL_ATTENTION, PEFT_CAUSAL_ATTENTION_GRAD } from '../wasm/CausalAttention.js';
+import { fusedKernelsActive } from '../wasm/Fused.js';
+
+/**
+ * Whether `causalAttention` runs fused for these operands: wasm with core's kernels, float32,
+ * `q [B, H, Tq, D]` and `k, v [B, H, Tk, D]` with the same heads, Tq and Tk multiples of 4, Tk >= Tq.
+ */
+export function causalAttentionFusable(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor): boolean {
+  if (q.rank !== 4 || k.rank !== 4 || v.rank !== 4) return false;
+  if (q.dtype !== 'float32' || k.dtype !== 'float32' || v.dtype !== 'float32') return false;
+  const [b, h, tq, d] = q.shape as [number, number, number, number];
+  const [kb, kh, tk, kd] = k.shape as [number, number, number, number];
+  if (kb !== b || kh !== h || kd !== d || !tf.util.arraysEqual(v.shape, k.shape)) return false;
+  if (tq % 4 !== 0 || tk % 4 !== 0 || tq === 0 || tk < tq || d === 0) return false;
+  return fusedKernelsActive(PEFT_CAUSAL_ATTENTION);
+}
+
+/**
+ * softmax(scale·q·kᵀ + causal mask)·v with queries the last Tq of the Tk keys, as one wasm kernel
+ * each way (core's SIMD GEMM skipping the masked half, a fused masked softmax); keeps the
+ * probabilities for the backward pass, as the composed form does. Only where
+ * `causalAttentionFusable` holds.
+ */
+export function causalAttention(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, scale: number): tf.Tensor {
+  const run = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [qi, ki, vi, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const [out, probs] = tf
+      .engine()
+      .runKernel(PEFT_CAUSAL_ATTENTION, { q: qi, k: ki, v: vi }, { scale }) as tf.Tensor[];
+    save([qi, ki, vi, probs!]);
+    return {
+      value: out!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sq, sk, sv, sp] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf
+          .engine()
+          .runKernel(
+            PEFT_CAUSAL_ATTENTION_GRAD,
+            { dy, q: sq, k: sk, v: sv, probs: sp },
+            { scale },
+          ) as tf.Tensor[];
+      },
+    };
+  });
+  return run(q, k, v) as tf.Tensor;
+}
