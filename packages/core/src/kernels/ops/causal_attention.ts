@@ -13,7 +13,7 @@ export function causalAttentionFusable(q: tf.Tensor, k: tf.Tensor, v: tf.Tensor)
   const [kb, kh, tk, kd] = k.shape as [number, number, number, number];
   if (kb !== b || kh !== h || kd !== d || !tf.util.arraysEqual(v.shape, k.shape)) return false;
   if (tq % 4 !== 0 || tk % 4 !== 0 || tq === 0 || tk < tq || d === 0) return false;
-  return fusedKernelsActive(PEFT_CAUSAL_ATTENTION);
+  return fusedKernelsActive(PEFT_CAUSAL_ATTENTION, true);
 }
 
 /**

@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { registerAllGradients } from '../../backend/register_gradients.js';
 import { scaledDotProductAttention } from '../../nn/attention.js';
 import { registerTrainingKernels } from '../register_kernels.js';
+import { setWasmMatmulEngine } from '../wasm/simd/simd_backend.js';
 import { geluNew } from './gelu_new.js';
 import { layerNorm } from './layer_norm.js';
 import { softmaxLastAxis } from './softmax.js';
@@ -122,6 +123,25 @@ describe('fused ops on wasm match the composed ops on cpu', () => {
       if (!fusedKernels.includes('PeftCausalAttention')) expect(kernels).not.toContain('PeftCausalAttention');
     });
   }
+
+  it("composes attention when core's GEMM is off (as where tfjs runs XNNPACK on several threads)", async () => {
+    setWasmMatmulEngine('xnnpack');
+    try {
+      const kernels = await kernelsOn(() =>
+        tf.tidy(() =>
+          scaledDotProductAttention(
+            normal([1, 2, 8, 8], 1),
+            normal([1, 2, 8, 8], 2),
+            normal([1, 2, 8, 8], 3),
+          ),
+        ),
+      );
+      expect(kernels).not.toContain('PeftCausalAttention');
+      expect(kernels).toContain('BatchMatMul');
+    } finally {
+      setWasmMatmulEngine('simd');
+    }
+  });
 
   it('leaves no tensor behind (forward and backward)', async () => {
     await tf.setBackend('wasm');

@@ -13,7 +13,7 @@ import {
   type TensorInfo,
 } from '@tensorflow/tfjs-core';
 import type { FusedKernels } from './simd/fused_kernels.js';
-import { fusedKernelsFor } from './simd/simd_backend.js';
+import { fusedKernelsFor, simdGemmFor } from './simd/simd_backend.js';
 import { asKernelFunc, heapOffset, sizeOf, type WasmBackend, type WasmKernelArgs } from './wasm_backend.js';
 
 export const PEFT_GELU_NEW = 'PeftGeluNew';
@@ -166,9 +166,14 @@ export function registerFusedGradients(): void {
   }
 }
 
-/** Whether the fused kernels can run on the active backend now (wasm, registered, SIMD available). */
-export function fusedKernelsActive(kernelName: string): boolean {
+/**
+ * Whether a fused kernel can run on the active backend now (wasm, registered, SIMD available; with
+ * `needsGemm`, core's GEMM in use too: not where tfjs runs XNNPACK on several threads).
+ */
+export function fusedKernelsActive(kernelName: string, needsGemm = false): boolean {
   const e = engine();
   if (e.backendName !== 'wasm' || getKernel(kernelName, 'wasm') === undefined) return false;
-  return fusedKernelsFor(e.backend as unknown as WasmBackend) !== null;
+  const backend = e.backend as unknown as WasmBackend;
+  if (needsGemm && simdGemmFor(backend) === null) return false;
+  return fusedKernelsFor(backend) !== null;
 }
