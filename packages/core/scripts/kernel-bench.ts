@@ -1,9 +1,20 @@
-// Kernel micro-benchmark for the wasm backend: each case with tfjs-wasm's own kernels, then with
-// registerTrainingKernels(), next to the plain-matMul peak of the same run. Shapes are those of a
-// GPT-2-small-like training step (B=8, T=128, D=384, H=6). Usage: pnpm --filter @peft/core kernel-bench
+// Kernel micro-benchmark for the wasm backend: each case with tfjs-wasm's own kernels, with
+// registerTrainingKernels() on XNNPACK (matmuls) and tfjs ops (no fused kernels), and with core's
+// SIMD GEMM and fused kernels (the default), next to the plain-matMul peak of the same run. Shapes
+// are those of a GPT-2-small-like training step (B=8, T=128, D=384, H=6).
+// Usage: pnpm --filter @peft/core kernel-bench
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
-import { geluNew, registerTrainingKernels, unregisterTrainingKernels } from '../src/kernels/index.js';
+import {
+  geluNew,
+  layerNorm,
+  registerTrainingKernels,
+  setWasmFusedKernels,
+  setWasmMatmulEngine,
+  unregisterTrainingKernels,
+} from '../src/kernels/index.js';
+import { registerAllGradients } from '../src/backend/register_gradients.js';
+import { scaledDotProductAttention } from '../src/nn/attention.js';
 
 interface Case {
   name: string;
@@ -93,6 +104,27 @@ const cases: Case[] = [
     baseline: { note: 'tanh formula', run: ([x, dy]) => [geluTanh(x!), geluTanhGrad(x!, dy!)] },
   },
   {
+    name: 'LayerNorm fwd+bwd [1024x384] (14 flop/elt)',
+    flops: 14 * B * T * D,
+    prepare: () => [normal([B * T, D], 17), normal([D], 18), normal([D], 19), normal([B * T, D], 20)],
+    run: ([x, g, b, dy]) =>
+      tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => layerNorm(a, c, e, 1e-5))([x!, g!, b!], dy),
+  },
+  {
+    name: 'causal attention fwd+bwd [8,6,128,64]',
+    // Counted as the dense products (the masked half is skipped by the fused kernel).
+    flops: 3 * mm(T, HD, T, B * H) * 2,
+    prepare: () => [normal([B, H, T, HD], 21), normal([B, H, T, HD], 22), normal([B, H, T, HD], 23), normal([B, H, T, HD], 24)],
+    run: ([q, k, v, dy]) =>
+      tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => scaledDotProductAttention(a, c, e))([q!, k!, v!], dy),
+  },
+  {
+    name: 'one token: [1x384]@[384x1536] (generation)',
+    flops: mm(1, D, 4 * D),
+    prepare: () => [normal([1, D], 25), normal([D, 4 * D], 26)],
+    run: ([a, b]) => tf.matMul(a!, b!),
+  },
+  {
     name: 'split [8,128,3,6,64] on axis 2 (0 flop)',
     flops: 0,
     prepare: () => [normal([B, T, 3, H, HD], 11)],
@@ -149,11 +181,13 @@ function cell(ms: number, flops: number, peak: number): string {
 const pct = (rate: number, peak: number) => `${Math.round((100 * rate) / peak)}%`.padStart(4);
 
 async function main() {
+  registerAllGradients();
   await tf.setBackend('wasm');
   const started = performance.now();
   // Interleaved (each case without, then with the overrides) so that load changes on a shared
   // machine hit both columns alike.
   const before: number[] = [];
+  const xnnpack: number[] = [];
   const after: number[] = [];
   for (const c of cases) {
     unregisterTrainingKernels();
@@ -163,23 +197,29 @@ async function main() {
       before.push(Number.NaN);
     }
     registerTrainingKernels();
+    setWasmMatmulEngine('xnnpack');
+    setWasmFusedKernels(false);
+    xnnpack.push(time(c, c.run));
+    setWasmMatmulEngine('simd');
+    setWasmFusedKernels(true);
     after.push(time(c, c.run));
   }
   const peakBefore = cases[0]!.flops / before[0]!;
+  const peakXnnpack = cases[0]!.flops / xnnpack[0]!;
   const peakAfter = cases[0]!.flops / after[0]!;
 
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   console.log(`tfjs ${tf.version_core} wasm (${simd ? 'SIMD' : 'no SIMD'}), fresh inputs per run, min time`);
   console.log(
-    `plain matMul peak: ${(peakBefore * 1e-6).toFixed(1)} GFLOP/s (tfjs-wasm), ${(peakAfter * 1e-6).toFixed(1)} GFLOP/s (with overrides); % = of that peak\n`,
+    `plain matMul peak: ${(peakBefore * 1e-6).toFixed(1)} GFLOP/s (tfjs-wasm), ${(peakXnnpack * 1e-6).toFixed(1)} (overrides on XNNPACK), ${(peakAfter * 1e-6).toFixed(1)} (core's SIMD GEMM); % = of that column's peak\n`,
   );
   console.log(
-    `${'case'.padEnd(50)}${'tfjs-wasm'.padEnd(34)}${'registerTrainingKernels()'.padEnd(34)}speedup`,
+    `${'case'.padEnd(50)}${'tfjs-wasm'.padEnd(34)}${'overrides, XNNPACK, no fused'.padEnd(34)}${'core SIMD GEMM + fused'.padEnd(34)}speedup (vs tfjs-wasm, vs XNNPACK)`,
   );
   cases.forEach((c, i) => {
     const note = c.baseline ? `  [tfjs-wasm: ${c.baseline.note}]` : '';
     console.log(
-      `${c.name.padEnd(50)}${cell(before[i]!, c.flops, peakBefore)}${cell(after[i]!, c.flops, peakAfter)}${(before[i]! / after[i]!).toFixed(1).padStart(6)}x${note}`,
+      `${c.name.padEnd(50)}${cell(before[i]!, c.flops, peakBefore)}${cell(xnnpack[i]!, c.flops, peakXnnpack)}${cell(after[i]!, c.flops, peakAfter)}${(before[i]! / after[i]!).toFixed(1).padStart(6)}x ${(xnnpack[i]! / after[i]!).toFixed(2).padStart(5)}x${note}`,
     );
   });
   console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s)`);
