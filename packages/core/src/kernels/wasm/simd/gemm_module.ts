@@ -5,13 +5,16 @@
 //
 // Why not XNNPACK (what tfjs-wasm uses): it ran at 22-25 GFLOP/s on the bench machine, it packs
 // the weights again for every new tensor (every gradient), and it has no transposed or batched
-// path. Why MR=4, NR=8 with one k per iteration: V8 (TurboFan) keeps the 8 accumulators, 2 B
+// path. Why MR=5, NR=8 with one k per iteration: V8 (TurboFan) keeps the 10 accumulators, 2 B
 // vectors and a broadcast in x64's 15 allocatable SIMD registers; unrolled bodies get their loads
-// hoisted and spill (measured: 2-3x slower), and larger tiles spill too.
+// hoisted and spill (measured: 2-3x slower), and larger tiles spill too. 5x8 measured 3-5% faster
+// than 4x8; attention's grid products use a 4-row kernel (query and key counts are multiples of 4).
 import { buildModule, FunctionBuilder, f32, i32, indices, v128 } from './wasm_builder.js';
 
-/** Rows of A per micro-tile. */
-export const MR = 4;
+/** Rows of A per micro-tile of the GEMM. */
+export const MR = 5;
+/** Rows of A per micro-tile of `grid` (attention). */
+export const GRID_MR = 4;
 /** Columns of B per micro-tile (two f32x4 vectors). */
 export const NR = 8;
 const NV = NR / 4;
@@ -25,18 +28,22 @@ export const GEMM_FUNCTIONS = [
   'packContiguousB',
   'packTransposedA',
   'packTransposedB',
+  'packContiguousA4',
+  'packTransposedA4',
+  'kernel4',
   'gemvRows',
   'gemvDots',
   'edgePanels',
   'grid',
 ] as const;
 const KERNEL = 0;
+const KERNEL4 = GEMM_FUNCTIONS.indexOf('kernel4');
 
 /**
  * kernel(a, b, c, ldc, kc, accumulate): C[MR x NR] at c (rows ldc bytes apart) = (C +) Σ_k
  * a[k][0..MR) ⊗ b[k][0..NR), with a packed as [kc][MR] and b as [kc][NR] floats.
  */
-function kernel(): FunctionBuilder {
+function kernel(MR: number): FunctionBuilder {
   const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32]);
   const [a, b, c, ldc, kc, accumulate] = [0, 1, 2, 3, 4, 5];
   const acc = Array.from({ length: MR }, () => Array.from({ length: NV }, () => f.local(v128)));
@@ -146,7 +153,7 @@ function packGeneric(): FunctionBuilder {
 }
 
 /**
- * packContiguous(src, innerStride, panels, inner, dst) for a width of 4 or 8 floats that lie
+ * packContiguous(src, innerStride, panels, inner, dst) for a width of 4, 5 or 8 floats that lie
  * contiguously in memory (A stored transposed, B stored plainly): vector copies.
  */
 function packContiguous(width: number): FunctionBuilder {
@@ -161,11 +168,16 @@ function packContiguous(width: number): FunctionBuilder {
       .add()
       .set(s);
     f.forRange(k, inner, () => {
-      for (let v = 0; v < width / 4; v++)
+      for (let v = 0; v < Math.floor(width / 4); v++)
         f.get(dst)
           .get(s)
           .v128Load(16 * v)
           .v128Store(16 * v);
+      for (let e = 4 * Math.floor(width / 4); e < width; e++)
+        f.get(dst)
+          .get(s)
+          .f32Load(4 * e)
+          .f32Store(4 * e);
       f.increment(s, { local: innerStride }).increment(dst, 4 * width);
     });
   });
@@ -191,7 +203,7 @@ function packTransposed(width: number): FunctionBuilder {
     f.block(() =>
       f.loop(() => {
         f.get(k).get(inner).geS().brIf(1);
-        for (let g = 0; g < width / 4; g++) {
+        for (let g = 0; g < Math.floor(width / 4); g++) {
           for (let q = 0; q < 4; q++)
             f.get(rows[4 * g + q]!)
               .v128Load()
@@ -213,6 +225,15 @@ function packTransposed(width: number): FunctionBuilder {
               .shuffle32(lanes)
               .v128Store(4 * (j * width + 4 * g));
           });
+        }
+        // Rows past the last group of 4 (width 5): 4 k values each, stored lane by lane.
+        for (let q = 4 * Math.floor(width / 4); q < width; q++) {
+          f.get(rows[q]!).v128Load().set(r[0]!);
+          for (let j = 0; j < 4; j++)
+            f.get(dst)
+              .get(r[0]!)
+              .f32x4ExtractLane(j)
+              .f32Store(4 * (j * width + q));
         }
         for (const row of rows) f.increment(row, 16);
         f.increment(dst, 16 * width)
@@ -346,8 +367,8 @@ export const GRID_K_UPPER = 3;
 /**
  * grid(ap, aPanelBytes, bp, bPanelBytes, c, ldc, k, mPanels, nPanels, restN, mode, offset, tile):
  * every tile of C = A·B from packed panels in one call, for the small products of attention (k
- * fits in L1, so no k blocking), with the causal structure of `mode` skipping work. Rows must fill
- * the panels (m = mPanels·MR); the last column panel holds `restN` columns when not 0 (computed
+ * fits in L1, so no k blocking), with the causal structure of `mode` skipping work. A is packed in
+ * panels of GRID_MR = 4 rows, which must fill them (m = mPanels·4); the last column panel holds `restN` columns when not 0 (computed
  * into `tile`, then copied).
  */
 function grid(): FunctionBuilder {
@@ -355,12 +376,12 @@ function grid(): FunctionBuilder {
   const [ap, aPanelBytes, bp, bPanelBytes, c, ldc, k, mPanels, nPanels, restN, mode, offset, tile] =
     indices(13);
   const [ip, jp, rowLo, kStart, kEnd, lastCol, r, j, dst, src, fullPanels, rowsPerPanel] = f.locals(i32, 12);
-  f.i32Const(MR).set(rowsPerPanel);
+  f.i32Const(GRID_MR).set(rowsPerPanel);
   f.get(nPanels).get(restN).i32Const(0).op(0x47 /* ne */).sub().set(fullPanels);
   const min = (x: number, limit: number) => f.get(x).get(limit).get(x).get(limit).ltS().select().set(x);
   const maxZero = (x: number) => f.get(x).i32Const(0).get(x).i32Const(0).geS().select().set(x);
   f.forRange(ip, mPanels, () => {
-    f.get(ip).i32Const(MR).mul().set(rowLo);
+    f.get(ip).i32Const(GRID_MR).mul().set(rowLo);
     // The k range of this row panel.
     f.i32Const(0).set(kStart);
     f.get(k).set(kEnd);
@@ -368,7 +389,7 @@ function grid(): FunctionBuilder {
       .i32Const(GRID_K_LOWER)
       .op(0x46 /* eq */)
       .ifElse(() => {
-        f.get(rowLo).i32Const(MR).add().get(offset).add().set(kEnd);
+        f.get(rowLo).i32Const(GRID_MR).add().get(offset).add().set(kEnd);
         min(kEnd, k);
         maxZero(kEnd);
       });
@@ -386,7 +407,7 @@ function grid(): FunctionBuilder {
       .i32Const(GRID_OUTPUT_LOWER)
       .op(0x46 /* eq */)
       .ifElse(() => {
-        f.get(rowLo).i32Const(MR).add().get(offset).add().set(lastCol);
+        f.get(rowLo).i32Const(GRID_MR).add().get(offset).add().set(lastCol);
       });
     f.forRange(jp, nPanels, () => {
       // Tiles starting at or past lastCol are not needed: done with this row panel.
@@ -398,7 +419,7 @@ function grid(): FunctionBuilder {
           .mul()
           .add()
           .get(kStart)
-          .i32Const(4 * MR)
+          .i32Const(4 * GRID_MR)
           .mul()
           .add();
         f.get(bp)
@@ -426,7 +447,7 @@ function grid(): FunctionBuilder {
               .i32Const(4 * NR)
               .mul()
               .add();
-            f.get(ldc).get(kEnd).get(kStart).sub().i32Const(0).call(KERNEL);
+            f.get(ldc).get(kEnd).get(kStart).sub().i32Const(0).call(KERNEL4);
           },
           () => {
             operands();
@@ -436,7 +457,7 @@ function grid(): FunctionBuilder {
               .get(kStart)
               .sub()
               .i32Const(0)
-              .call(KERNEL);
+              .call(KERNEL4);
             f.forRange(r, rowsPerPanel, () => {
               f.get(c)
                 .get(rowLo)
@@ -471,13 +492,16 @@ function grid(): FunctionBuilder {
 /** The module's bytes; `shared` for a SharedArrayBuffer memory (the threaded WASM build). */
 export function gemmModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof GEMM_FUNCTIONS)[number], FunctionBuilder> = {
-    kernel: kernel(),
+    kernel: kernel(MR),
     rowPanels: rowPanels(),
     packGeneric: packGeneric(),
     packContiguousA: packContiguous(MR),
     packContiguousB: packContiguous(NR),
     packTransposedA: packTransposed(MR),
     packTransposedB: packTransposed(NR),
+    packContiguousA4: packContiguous(GRID_MR),
+    packTransposedA4: packTransposed(GRID_MR),
+    kernel4: kernel(GRID_MR),
     gemvRows: gemvRows(),
     gemvDots: gemvDots(),
     edgePanels: edgePanels(),

@@ -3,6 +3,7 @@ import {
   GRID_FULL,
   GRID_K_LOWER,
   GRID_K_UPPER,
+  GRID_MR,
   GRID_OUTPUT_LOWER,
   gemmModuleBytes,
   MR,
@@ -35,6 +36,8 @@ type GemmExports = {
   packContiguousB(src: number, innerStride: number, panels: number, inner: number, dst: number): void;
   packTransposedA(src: number, outerStride: number, panels: number, inner: number, dst: number): void;
   packTransposedB(src: number, outerStride: number, panels: number, inner: number, dst: number): void;
+  packContiguousA4(src: number, innerStride: number, panels: number, inner: number, dst: number): void;
+  packTransposedA4(src: number, outerStride: number, panels: number, inner: number, dst: number): void;
   gemvRows(a: number, aKStride: number, b: number, bRowStride: number, c: number, k: number, n: number): void;
   gemvDots(a: number, bt: number, btRowStride: number, c: number, k: number, n: number): void;
   edgePanels(
@@ -264,26 +267,26 @@ export class SimdGemm {
     mode: GridMode,
     offset: number,
   ): boolean {
-    if (m % MR !== 0 || m === 0 || n === 0 || k === 0) return false;
+    if (m % GRID_MR !== 0 || m === 0 || n === 0 || k === 0) return false;
     const nPanels = Math.ceil(n / NR);
     const aBytes = m * k * 4;
     const bBytes = nPanels * NR * k * 4;
-    const scratch = this.#scratchOf(aBytes + bBytes + MR * NR * 4 + 128);
+    const scratch = this.#scratchOf(aBytes + bBytes + GRID_MR * NR * 4 + 128);
     const ap = scratch;
     const bp = (ap + aBytes + 63) & ~63;
     const tile = (bp + bBytes + 63) & ~63;
     const x = this.#exports;
-    this.#pack(a.offset, a.rowStride, a.colStride, m, k, MR, ap, x.packContiguousA, x.packTransposedA);
+    this.#pack(a.offset, a.rowStride, a.colStride, m, k, GRID_MR, ap, x.packContiguousA4, x.packTransposedA4);
     this.#pack(b.offset, b.colStride, b.rowStride, n, k, NR, bp, x.packContiguousB, x.packTransposedB);
     x.grid(
       ap,
-      k * MR * 4,
+      k * GRID_MR * 4,
       bp,
       k * NR * 4,
       c,
       ldc,
       k,
-      m / MR,
+      m / GRID_MR,
       nPanels,
       n % NR,
       GRID_MODES[mode],
