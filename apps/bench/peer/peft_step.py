@@ -3,9 +3,9 @@
 Loads the bench's model folder with transformers (float32), applies each technique with the bench's
 settings (PEFT's own LoRA, LoRA-FA optimizer, VeRA and prefix tuning; full fine-tuning with AdamW),
 and times optimizer steps of the bench shape (batch x length tokens, causal-LM loss, gradient
-clipping 1.0) on the given number of threads. Prints one JSON object on the last line of stdout:
-{"torch": ..., "peft": ..., "threads": n, "methods": {name: {"step_seconds_median": s,
-"trainable_params": n} | {"error": "..."}}}.
+clipping 1.0) on the given number of threads, in wall time and in process CPU time. Prints one JSON
+object on the last line of stdout: {"torch": ..., "peft": ..., "threads": n, "methods": {name:
+{"step_seconds_median": s, "step_cpu_seconds_median": s, "trainable_params": n} | {"error": "..."}}}.
 
 Usage: python peft_step.py '<json spec>' where the spec holds model, batch, length, threads, steps,
 warmup, seed and methods: [{name, config, lr}].
@@ -53,17 +53,21 @@ def time_steps(model, optimizer, spec, torch):
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     times = []
+    cpu_times = []
     for step in range(spec["warmup"] + spec["steps"]):
         start = time.perf_counter()
+        cpu_start = time.process_time()
         optimizer.zero_grad(set_to_none=True)
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         elapsed = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         if step >= spec["warmup"]:
             times.append(elapsed)
-    return statistics.median(times), sum(p.numel() for p in trainable)
+            cpu_times.append(cpu)
+    return statistics.median(times), statistics.median(cpu_times), sum(p.numel() for p in trainable)
 
 
 def main():
@@ -79,8 +83,12 @@ def main():
         name = method["name"]
         try:
             model, optimizer = build(name, method["config"], method["lr"], spec["model"], torch, transformers, peft)
-            seconds, trainable = time_steps(model, optimizer, spec, torch)
-            out["methods"][name] = {"step_seconds_median": seconds, "trainable_params": trainable}
+            seconds, cpu_seconds, trainable = time_steps(model, optimizer, spec, torch)
+            out["methods"][name] = {
+                "step_seconds_median": seconds,
+                "step_cpu_seconds_median": cpu_seconds,
+                "trainable_params": trainable,
+            }
         except Exception as error:  # reported per technique, the others still run
             out["methods"][name] = {"error": f"{type(error).__name__}: {error}"}
         print(f"peer: {name} done", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 // `pnpm bench [--quick] [--methods a,b] [--steps N] [--backend cpu|wasm|webgpu] [--model dir] [--out dir] [--peer]`
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@peft/core';
 import { BACKENDS } from './backend.js';
@@ -16,6 +16,7 @@ export const USAGE = `usage: pnpm bench [--quick] [--methods ${TECHNIQUE_NAMES.j
                   [--backend cpu|wasm|webgpu] [--model <hf-dir>] [--out <dir>] [--peer] [--seed N]
                   [--lr technique=rate,...]
        pnpm bench pretrain [--help]
+       pnpm bench report [<results.json>]   (re-render report.md and report.html beside it)
 
 Fine-tunes the built-in base model (or --model, any GPT-2 or LLaMA folder) with every technique and
 full fine-tuning on the same data, steps, batch (8 x 128 tokens) and seed, and writes results.json,
@@ -127,4 +128,14 @@ export async function runBenchCommand(argv: string[]): Promise<void> {
     console.log(`not in this run: ${results.skipped.map((s) => s.name).join(', ')} (see report.md for why)`);
   }
   console.log(`${(results.wall_seconds / 60).toFixed(1)} min; wrote ${paths.join(', ')}`);
+}
+
+/** `pnpm bench report [results.json]`: rewrites report.md and report.html from a results.json. */
+export async function runReportCommand(argv: string[], cwd = process.cwd()): Promise<void> {
+  const path = resolve(cwd, argv[0] ?? join('bench-results', 'results.json'));
+  const results = JSON.parse(await readFile(path, 'utf8')) as BenchResults;
+  const out = dirname(path);
+  await writeFile(join(out, 'report.md'), renderMarkdown(results));
+  await writeFile(join(out, 'report.html'), renderHtml(results));
+  console.log(`wrote ${join(out, 'report.md')}, ${join(out, 'report.html')}`);
 }

@@ -48,7 +48,11 @@ export interface PeerOutput {
   torch: string;
   peft: string;
   threads: number;
-  methods: Record<string, { step_seconds_median: number; trainable_params: number } | { error: string }>;
+  methods: Record<
+    string,
+    | { step_seconds_median: number; step_cpu_seconds_median: number; trainable_params: number }
+    | { error: string }
+  >;
 }
 
 /** Runs the PEFT step timings for the techniques PEFT has. */

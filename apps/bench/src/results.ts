@@ -18,6 +18,7 @@ export interface MachineInfo {
   load_average: [number, number];
 }
 
+/** CPU seconds of the step's parts (see `step_cpu_seconds_median`). */
 export interface TimeSplit {
   forward_seconds: number;
   backward_seconds: number;
@@ -27,9 +28,12 @@ export interface TimeSplit {
 
 export interface PeerResult {
   step_seconds_median: number;
+  step_cpu_seconds_median: number;
   trainable_params: number;
-  /** Our median step time over PEFT's on PyTorch (same shape, batch, threads). */
+  /** Our median step CPU time over PEFT's on PyTorch (same shape, batch, threads). */
   ratio: number;
+  /** The same with wall times. */
+  ratio_wall: number;
 }
 
 export interface TechniqueResult {
@@ -45,11 +49,22 @@ export interface TechniqueResult {
   optimizer_bytes: number;
   frozen_bytes: number;
   peak_bytes: number;
+  /** Median wall time of a step (after two warm-up steps). */
   step_seconds_median: number;
   step_seconds: number[];
+  /**
+   * Median CPU time of the process during a step: the work itself, without the time spent waiting
+   * for a core on a shared machine. Speed ratios between techniques use it.
+   */
+  step_cpu_seconds_median: number;
+  step_cpu_seconds: number[];
+  /** Tokens per wall-clock second. */
   tokens_per_second: number;
   flops_per_step: number;
+  /** Model FLOPs utilisation from the step's CPU time, against the matmul peak of the same run. */
   mfu: number;
+  /** The same from the step's wall time. */
+  mfu_wall: number;
   time_split: TimeSplit | null;
   eval: {
     /** Sentiment accuracy after the sentiment run. */

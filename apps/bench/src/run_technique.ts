@@ -39,10 +39,14 @@ export interface SpeedMeasurements {
   peakBytes: number;
   /** Wall time of every step, the first (profiled for peak memory) included. */
   stepSeconds: number[];
-  /** Median over the steps after two warm-up steps (fewer when the run is that short). */
+  /** CPU time of this process during every step (user + system). */
+  stepCpuSeconds: number[];
+  /** Medians over the steps after two warm-up steps (fewer when the run is that short). */
   stepSecondsMedian: number;
-  forwardSeconds: number | null;
-  forwardBackwardSeconds: number | null;
+  stepCpuSecondsMedian: number;
+  /** CPU time of a forward pass alone, and of a forward+backward (medians). */
+  forwardCpuSeconds: number | null;
+  forwardBackwardCpuSeconds: number | null;
   flopsPerStep: number;
   adapterBytes: number;
 }
@@ -89,10 +93,23 @@ async function artifactBytes(technique: Technique, model: CausalLM, peft: PeftMo
   return bytes;
 }
 
-async function timeOnce(fn: () => Promise<void>): Promise<number> {
+/** Wall time and this process's CPU time (user + system) of one call, in seconds. */
+export interface Timing {
+  wall: number;
+  cpu: number;
+}
+
+/**
+ * Times `fn`. On a shared machine wall time also counts the time the process waited for a core;
+ * CPU time counts only the work (tfjs runs single-threaded in Node), so it compares across runs
+ * made under different load.
+ */
+export async function timeOnce(fn: () => Promise<unknown>): Promise<Timing> {
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await fn();
-  return (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wall: (performance.now() - t0) / 1000, cpu: (cpu.user + cpu.system) / 1e6 };
 }
 
 /** Trains `technique` on `task` from a fresh copy of the base model; the model is disposed after. */
@@ -122,6 +139,7 @@ export async function runTechnique(
   });
   const losses: number[] = [];
   const stepSeconds: number[] = [];
+  const stepCpuSeconds: number[] = [];
   let peakBytes = 0;
   let memory: MemoryAccount | undefined;
   const forwardTimes: number[] = [];
@@ -139,35 +157,41 @@ export async function runTechnique(
         setup.module.train();
         if (splitIndex % 2 === 0) {
           forwardTimes.push(
-            await timeOnce(async () => {
-              const value = tf.tidy(() => loss(rows));
-              await value.data();
-              value.dispose();
-            }),
+            (
+              await timeOnce(async () => {
+                const value = tf.tidy(() => loss(rows));
+                await value.data();
+                value.dispose();
+              })
+            ).cpu,
           );
         } else {
           forwardBackwardTimes.push(
-            await timeOnce(async () => {
-              const { value, grads } = tf.variableGrads(() => loss(rows), trainableVariables());
-              await Promise.all([value.data(), ...Object.values(grads).map((g) => g.data())]);
-              tf.dispose([value, ...Object.values(grads)]);
-            }),
+            (
+              await timeOnce(async () => {
+                const { value, grads } = tf.variableGrads(() => loss(rows), trainableVariables());
+                await Promise.all([value.data(), ...Object.values(grads).map((g) => g.data())]);
+                tf.dispose([value, ...Object.values(grads)]);
+              })
+            ).cpu,
           );
         }
       }
-      const t0 = performance.now();
-      let info: Awaited<ReturnType<typeof trainer.trainStep>>;
-      if (options.measure && step === 1) {
-        const measured = await measureStepPeak(() => trainer.trainStep(rows));
-        info = measured.result;
-        peakBytes = measured.peakBytes;
-      } else {
-        info = await trainer.trainStep(rows);
-      }
-      stepSeconds.push((performance.now() - t0) / 1000);
+      let info: Awaited<ReturnType<typeof trainer.trainStep>> | undefined;
+      const timing = await timeOnce(async () => {
+        if (options.measure && step === 1) {
+          const measured = await measureStepPeak(() => trainer.trainStep(rows));
+          info = measured.result;
+          peakBytes = measured.peakBytes;
+        } else {
+          info = await trainer.trainStep(rows);
+        }
+      });
+      stepSeconds.push(timing.wall);
+      stepCpuSeconds.push(timing.cpu);
       if (step === 1) memory = measureMemory(setup.module, setup.optimizer);
-      losses.push(info.loss);
-      options.onStep?.(step, info.loss);
+      losses.push(info!.loss);
+      options.onStep?.(step, info!.loss);
     }
     setup.module.eval();
     const evaluation = evaluate(model, data, [task], options.batch);
@@ -182,9 +206,11 @@ export async function runTechnique(
         memory: memory!,
         peakBytes,
         stepSeconds,
+        stepCpuSeconds,
         stepSecondsMedian: median(timedSteps(stepSeconds)),
-        forwardSeconds: forwardTimes.length > 0 ? median(forwardTimes) : null,
-        forwardBackwardSeconds: forwardBackwardTimes.length > 0 ? median(forwardBackwardTimes) : null,
+        stepCpuSecondsMedian: median(timedSteps(stepCpuSeconds)),
+        forwardCpuSeconds: forwardTimes.length > 0 ? median(forwardTimes) : null,
+        forwardBackwardCpuSeconds: forwardBackwardTimes.length > 0 ? median(forwardBackwardTimes) : null,
         flopsPerStep: trainingStepFlops({
           ...shape,
           prefixLength,

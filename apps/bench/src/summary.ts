@@ -29,10 +29,10 @@ export function summaryTable(results: BenchResults): Table {
     'trainable params',
     'weights+optimizer',
     'peak tensors',
-    'step s',
+    'step s wall (CPU)',
     'tokens/s',
     'MFU',
-    'fwd / bwd / opt s',
+    'fwd / bwd / opt CPU s',
     'sentiment acc',
     'SOTU ppl',
     'forgetting Δppl',
@@ -44,7 +44,7 @@ export function summaryTable(results: BenchResults): Table {
     `${formatCount(t.trainable_params)} (${((100 * t.trainable_params) / t.all_params).toFixed(2)}%)`,
     formatBytes(t.trainable_bytes + t.optimizer_bytes),
     formatBytes(t.peak_bytes),
-    t.step_seconds_median.toFixed(2),
+    `${t.step_seconds_median.toFixed(2)} (${t.step_cpu_seconds_median.toFixed(2)})`,
     t.tokens_per_second.toFixed(0),
     `${(100 * t.mfu).toFixed(1)}%`,
     split(t),
@@ -53,7 +53,7 @@ export function summaryTable(results: BenchResults): Table {
     `${t.forgetting_perplexity_delta >= 0 ? '+' : ''}${t.forgetting_perplexity_delta.toFixed(3)}`,
     formatBytes(t.adapter_bytes),
     ...(withPeer
-      ? [t.peer ? `${t.peer.ratio.toFixed(2)}x (${t.peer.step_seconds_median.toFixed(2)} s)` : 'n/a']
+      ? [t.peer ? `${t.peer.ratio.toFixed(2)}x (${t.peer.step_cpu_seconds_median.toFixed(2)} s)` : 'n/a']
       : []),
   ]);
   const b = results.baseline;
