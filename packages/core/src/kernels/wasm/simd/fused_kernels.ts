@@ -35,6 +35,7 @@ type FusedExports = {
     offset: number,
     scale: number,
   ): void;
+  columnSums(x: number, out: number, rows: number, cols: number): void;
 };
 
 /**
@@ -130,6 +131,11 @@ export class FusedKernels {
     scale: number,
   ): void {
     this.#x.causalSoftmaxGrad(p, dp, ds, rows, cols, offset, scale);
+  }
+
+  /** out[j] = Σ_r x[r][j], row by row in float32 (bit-identical to the wasm Sum kernel's order). */
+  columnSums(x: number, out: number, rows: number, cols: number): void {
+    this.#x.columnSums(x, out, rows, cols);
   }
 
   softmaxGrad(y: number, dy: number, dx: number, rows: number, d: number): void {

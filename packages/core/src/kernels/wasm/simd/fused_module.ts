@@ -12,6 +12,7 @@ export const FUSED_FUNCTIONS = [
   'softmaxGrad',
   'causalSoftmax',
   'causalSoftmaxGrad',
+  'columnSums',
 ] as const;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -519,6 +520,36 @@ function causalSoftmaxGrad(): FunctionBuilder {
   return f;
 }
 
+/**
+ * columnSums(x, out, rows, cols): out[j] = Σ_r x[r][j], adding row by row from row 0 in float32 (the
+ * wasm Sum kernel's order: the same result bit for bit).
+ */
+function columnSums(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32]);
+  const [x, out, rows, cols] = indices(4);
+  const [r, j, vectors, po] = f.locals(i32, 4);
+  f.get(cols).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+  f.forRange(j, cols, () => {
+    f.get(out).get(j).i32Const(4).mul().add().f32Const(0).f32Store();
+  });
+  f.forRange(r, rows, () => {
+    f.get(out).set(po);
+    f.forRange(j, vectors, () => {
+      f.get(po).get(po).v128Load().get(x).v128Load().f32x4Add().v128Store();
+      f.increment(po, 16).increment(x, 16);
+    });
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(cols).geS().brIf(1);
+        f.get(po).get(po).f32Load().get(x).f32Load().f32Add().f32Store();
+        f.increment(po, 4).increment(x, 4).increment(j, 1).br(0);
+      }),
+    );
+  });
+  return f;
+}
+
 export function fusedModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof FUSED_FUNCTIONS)[number], FunctionBuilder> = {
     geluNew: geluNew(),
@@ -528,6 +559,7 @@ export function fusedModuleBytes(shared: boolean): Uint8Array {
     softmaxGrad: softmaxGrad(),
     causalSoftmax: causalSoftmax(),
     causalSoftmaxGrad: causalSoftmaxGrad(),
+    columnSums: columnSums(),
   };
   return buildModule(
     FUSED_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),
