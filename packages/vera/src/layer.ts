@@ -1,6 +1,7 @@
 // The VeRA layer: PEFT's `vera.Linear` (src/peft/tuners/vera/layer.py) on core's AdapterLayer.
 import { AdapterLayer, Dropout, ModuleDict, normal, Parameter, ParameterDict } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
+import { mergedVeraLinear } from './merged_forward.js';
 
 /** What one adapter on one layer needs. */
 export interface VeraLayerConfig {
@@ -117,6 +118,38 @@ export class VeraLayer extends AdapterLayer {
       const { aS, bS } = this.#slices(a, b, r);
       return { a: tf.clone(aS), b: tf.clone(bS) };
     });
+  }
+
+  /**
+   * With one active adapter, no active dropout and a frozen base, the adapter is folded into the
+   * base matmul (`merged_forward.ts`: the same function and gradients with ~35% less work at the
+   * bench shape); otherwise the base output plus each adapter's branch, as PEFT writes it.
+   */
+  override forward(x: tf.Tensor): tf.Tensor {
+    const name = this.#foldableAdapter();
+    if (name === null) return super.forward(x);
+    const { a, b, r, lambdaB, lambdaD } = this.#adapter(name);
+    const base = this.baseLayer;
+    return tf.tidy(() => {
+      const { aS, bS } = this.#slices(a, b, r);
+      return mergedVeraLinear(x, lambdaD.value, lambdaB.value, {
+        weight: base.weight.value,
+        bias: base.bias?.value ?? null,
+        fanInFanOut: base.fanInFanOut,
+        a: aS,
+        b: bS,
+      });
+    });
+  }
+
+  #foldableAdapter(): string | null {
+    if (this.disabled || this.mergedAdapters.length > 0 || this.activeAdapters.length !== 1) return null;
+    const base = this.baseLayer;
+    if (base.weight.requiresGrad || base.bias?.requiresGrad) return null;
+    const name = this.activeAdapters[0]!;
+    const drop = this.veraDropout.get(name);
+    if (!drop || (drop.training && drop.p > 0)) return null;
+    return name;
   }
 
   protected adapterOutput(name: string, x: tf.Tensor): tf.Tensor {

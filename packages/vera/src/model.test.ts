@@ -351,23 +351,30 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
     );
     tf.dispose([value, ...Object.values(grads)]);
 
-    // A weight gradient is a kernel whose output has the weight's shape: count them on the tape.
-    const frozenShapes = [
-      ...[...peft.namedParameters()].filter(([, p]) => !p.requiresGrad && p.shape.length === 2),
-      ...peft.namedBuffers(),
-    ].map(([, p]) => p.shape.join('x'));
-    const weightGradientKernels = async () => {
-      const info = await tf.profile(() => {
-        const result = tf.variableGrads(() => languageModelLoss(model, ids));
-        return [result.value, ...Object.values(result.grads)];
-      });
+    // A weight gradient is a kernel of the backward pass whose output has the weight's shape: the
+    // kernels of forward + backward minus those of the forward alone. (The folded forward, one
+    // adapter without dropout, computes W + ΔW, which has the weight's shape, in the forward pass; its
+    // backward computes H = dyᵀ·t, [out, r], the source of both λ gradients, which can have vera_B's
+    // shape: only the base weights are checked here, and the graded variables above are the λs.)
+    const frozenShapes = [...peft.namedParameters()]
+      .filter(([, p]) => !p.requiresGrad && p.shape.length === 2)
+      .map(([, p]) => p.shape.join('x'));
+    const kernelsOf = async (run: () => tf.Tensor[]) => {
+      const info = await tf.profile(run);
       tf.dispose(info.result as tf.Tensor[]);
       // (Identity kernels only alias their input: tfjs records one per tensor a recorded op reads.)
       return info.kernels
-        .filter(
-          (k) => k.name !== 'Identity' && k.outputShapes.some((s) => s && frozenShapes.includes(s.join('x'))),
-        )
-        .map((k) => k.name);
+        .filter((k) => k.name !== 'Identity')
+        .map((k) => `${k.name} ${k.outputShapes.map((s) => (s ?? []).join('x')).join(',')}`);
+    };
+    const weightGradientKernels = async () => {
+      const forward = await kernelsOf(() => [languageModelLoss(model, ids)]);
+      const both = await kernelsOf(() => {
+        const result = tf.variableGrads(() => languageModelLoss(model, ids));
+        return [result.value, ...Object.values(result.grads)];
+      });
+      for (const kernel of forward) both.splice(both.indexOf(kernel), 1);
+      return both.filter((k) => frozenShapes.some((shape) => k.split(' ')[1]!.split(',').includes(shape)));
     };
     expect(await weightGradientKernels()).toEqual([]);
     // The check can see them: with every weight trainable, base weight gradients are computed.
