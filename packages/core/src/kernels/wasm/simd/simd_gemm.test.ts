@@ -9,7 +9,14 @@ function setup(shared: boolean) {
     ? new WebAssembly.Memory({ initial: 512, maximum: 1024, shared: true })
     : new WebAssembly.Memory({ initial: 512 });
   let top = 16 << 20; // the test's operands live below 16 MiB, scratch above
-  const heap = { _malloc: (n: number) => ((top = (top + 63) & ~63), (top += n), top - n), _free: () => {} };
+  const heap = {
+    _malloc: (n: number) => {
+      const at = (top + 63) & ~63;
+      top = at + n;
+      return at;
+    },
+    _free: () => {},
+  };
   return { memory, gemm: SimdGemm.create(memory, heap), fused: FusedKernels.create(memory, heap) };
 }
 
