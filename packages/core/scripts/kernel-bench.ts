@@ -5,6 +5,7 @@
 // Usage: pnpm --filter @peft/core kernel-bench
 import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerAllGradients } from '../src/backend/register_gradients.js';
 import {
   geluNew,
   layerNorm,
@@ -13,7 +14,6 @@ import {
   setWasmMatmulEngine,
   unregisterTrainingKernels,
 } from '../src/kernels/index.js';
-import { registerAllGradients } from '../src/backend/register_gradients.js';
 import { scaledDotProductAttention } from '../src/nn/attention.js';
 
 interface Case {
@@ -114,9 +114,17 @@ const cases: Case[] = [
     name: 'causal attention fwd+bwd [8,6,128,64]',
     // Counted as the dense products (the masked half is skipped by the fused kernel).
     flops: 3 * mm(T, HD, T, B * H) * 2,
-    prepare: () => [normal([B, H, T, HD], 21), normal([B, H, T, HD], 22), normal([B, H, T, HD], 23), normal([B, H, T, HD], 24)],
+    prepare: () => [
+      normal([B, H, T, HD], 21),
+      normal([B, H, T, HD], 22),
+      normal([B, H, T, HD], 23),
+      normal([B, H, T, HD], 24),
+    ],
     run: ([q, k, v, dy]) =>
-      tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => scaledDotProductAttention(a, c, e))([q!, k!, v!], dy),
+      tf.grads((a: tf.Tensor, c: tf.Tensor, e: tf.Tensor) => scaledDotProductAttention(a, c, e))(
+        [q!, k!, v!],
+        dy,
+      ),
   },
   {
     name: 'one token: [1x384]@[384x1536] (generation)',
