@@ -210,3 +210,63 @@ export function claimRows(results: BenchResults): ClaimRow[] {
   }
   return rows;
 }
+
+export interface TargetRow {
+  target: string;
+  measured: string;
+  met: 'yes' | 'no' | 'not measured';
+}
+
+/** Issue 10's speed targets, from this run's CPU times (the work itself, whatever the machine's load). */
+export function speedTargets(results: BenchResults): TargetRow[] {
+  const by = new Map(results.techniques.map((t) => [t.method, t]));
+  const lora = by.get('lora');
+  const full = by.get('full');
+  const rows: TargetRow[] = [];
+  const threads = `${results.machine.backend}, ${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'}`;
+  if (lora) {
+    rows.push({
+      target: `LoRA step MFU >= 70% of the matmul peak measured in the same run (${threads})`,
+      measured: `${pct(lora.mfu)} (peak ${results.machine.matmul_gflops.toFixed(1)} GFLOP/s)`,
+      met: lora.mfu >= 0.7 ? 'yes' : 'no',
+    });
+    rows.push(
+      lora.peer
+        ? {
+            target: 'LoRA step at most 2.5x Hugging Face PEFT on PyTorch, same thread count',
+            measured: `${ratio(lora.peer.ratio)} (${lora.step_cpu_seconds_median.toFixed(2)} s vs ${lora.peer.step_cpu_seconds_median.toFixed(2)} s of CPU time)`,
+            met: lora.peer.ratio <= 2.5 ? 'yes' : 'no',
+          }
+        : {
+            target: 'LoRA step at most 2.5x Hugging Face PEFT on PyTorch, same thread count',
+            measured: 'run with --peer',
+            met: 'not measured',
+          },
+    );
+    if (full) {
+      const r = lora.step_cpu_seconds_median / full.step_cpu_seconds_median;
+      rows.push({
+        target: "LoRA's step at most 0.72x full fine-tuning's",
+        measured: `${r.toFixed(2)}x (${lora.step_cpu_seconds_median.toFixed(2)} s vs ${full.step_cpu_seconds_median.toFixed(2)} s)`,
+        met: r <= 0.72 ? 'yes' : 'no',
+      });
+    }
+    for (const t of results.techniques) {
+      if (t.method === 'full' || t.method === 'lora') continue;
+      const r = t.step_cpu_seconds_median / lora.step_cpu_seconds_median;
+      rows.push({
+        target: `${t.method} step within 15% of LoRA's`,
+        measured: `${r.toFixed(2)}x LoRA's (${t.step_cpu_seconds_median.toFixed(2)} s)`,
+        met: r <= 1.15 ? 'yes' : 'no',
+      });
+    }
+  }
+  for (const target of [
+    '2 threads give >= 1.8x the 1-thread throughput',
+    'merged adapter at the base model inference speed, unmerged within 10%',
+    'generation per-token time flat in the sequence length',
+  ]) {
+    rows.push({ target, measured: 'not part of this bench', met: 'not measured' });
+  }
+  return rows;
+}

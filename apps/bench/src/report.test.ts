@@ -207,6 +207,19 @@ describe('report.html', () => {
   });
 });
 
+describe('speed targets', () => {
+  it("judges issue 10's targets from CPU times", async () => {
+    const { speedTargets } = await import('./claims.js');
+    const rows = speedTargets(fakeResults());
+    const ratio = rows.find((r) => r.target.startsWith("LoRA's step at most 0.72x"))!;
+    expect(ratio.met).toBe('yes'); // 0.9 / 1.8 = 0.5
+    const peer = rows.find((r) => r.target.includes('Hugging Face PEFT'))!;
+    expect(peer.met).toBe('yes'); // 2.0x
+    expect(rows.find((r) => r.target.startsWith('LoRA step MFU'))!.met).toBe('no'); // 50%
+    expect(renderMarkdown(fakeResults())).toContain('## Speed targets (issue 10)');
+  });
+});
+
 describe('terminal table', () => {
   it('aligns every row to the header', () => {
     const text = renderTextTable(summaryTable(fakeResults()));

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { claimRows, WHAT_IT_IS } from './claims.js';
+import { claimRows, speedTargets, WHAT_IT_IS } from './claims.js';
 import type { BenchResults } from './results.js';
 import { renderMarkdownTable, summaryTable, type Table } from './summary.js';
 
@@ -19,6 +19,13 @@ function claimsTable(r: BenchResults): Table {
   return {
     header: ['technique', 'claim', 'source', 'measured here', 'holds here?'],
     rows: claimRows(r).map((c) => [c.method, c.claim, c.source, c.measured, c.verdict]),
+  };
+}
+
+function targetsTable(r: BenchResults): Table {
+  return {
+    header: ['issue 10 target', 'measured here', 'met?'],
+    rows: speedTargets(r).map((t) => [t.target, t.measured, t.met]),
   };
 }
 
@@ -65,18 +72,22 @@ export function renderMarkdown(r: BenchResults): string {
     lines.push(
       'error' in r.peer
         ? `--peer: ${r.peer.error}`
-        : `vs PEFT: our median step over Hugging Face PEFT ${r.peer.peft}'s on PyTorch ${r.peer.torch} CPU, ${r.peer.threads} thread(s), same model, shape and batch.`,
+        : `vs PEFT: our step's median CPU time over Hugging Face PEFT ${r.peer.peft}'s on PyTorch ${r.peer.torch} CPU, ${r.peer.threads} thread(s), same model, shape and batch (results.json has the wall-time ratio too).`,
       '',
     );
   }
   lines.push(
+    '## Speed targets (issue 10)',
+    '',
+    renderMarkdownTable(targetsTable(r), true),
+    '',
     '## What the literature claims, and what this run measured',
     '',
-    renderMarkdownTable(claimsTable(r)),
+    renderMarkdownTable(claimsTable(r), true),
     '',
     '## Settings',
     '',
-    renderMarkdownTable(settingsTable(r)),
+    renderMarkdownTable(settingsTable(r), true),
     '',
     '## How it is measured',
     '',
@@ -134,11 +145,11 @@ bars('memory', 'Memory (MiB)', [
   { label: 'optimizer state', data: T.map(t => t.optimizer_bytes / MiB), backgroundColor: colors[1] },
   { label: 'peak live tensors in a step', data: T.map(t => t.peak_bytes / MiB), backgroundColor: colors[2] },
 ], 'MiB');
-bars('speed', 'Step time split (s)', [
+bars('speed', 'Step time split (CPU s)', [
   { label: 'forward', data: T.map(t => t.time_split ? t.time_split.forward_seconds : null), backgroundColor: colors[0] },
   { label: 'backward', data: T.map(t => t.time_split ? t.time_split.backward_seconds : null), backgroundColor: colors[1] },
   { label: 'optimizer and the rest', data: T.map(t => t.time_split ? t.time_split.optimizer_seconds : null), backgroundColor: colors[2] },
-], 'seconds', { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'seconds' } } } });
+], 'CPU seconds', { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'CPU seconds' } } } });
 bars('throughput', 'Throughput and MFU', [
   { label: 'tokens/s', data: T.map(t => t.tokens_per_second), backgroundColor: colors[4], yAxisID: 'y' },
   { label: 'MFU (%)', data: T.map(t => 100 * t.mfu), backgroundColor: colors[5], yAxisID: 'y1' },
@@ -181,6 +192,8 @@ ${skipped}
 <div><canvas id="throughput"></canvas></div>
 <div><canvas id="scores"></canvas></div>
 </div>
+<h2>Speed targets (issue 10)</h2>
+<div class="claims">${htmlTable(targetsTable(r))}</div>
 <h2>What the literature claims, and what this run measured</h2>
 <div class="claims">${htmlTable(claimsTable(r))}</div>
 <h2>Settings</h2>

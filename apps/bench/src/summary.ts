@@ -85,12 +85,12 @@ export function renderTextTable(table: Table): string {
   );
 }
 
-/** A GitHub-flavoured markdown table. */
-export function renderMarkdownTable(table: Table): string {
+/** A GitHub-flavoured markdown table; numbers right-aligned unless `textColumns`. */
+export function renderMarkdownTable(table: Table, textColumns = false): string {
   const esc = (c: string) => c.replace(/\|/g, '\\|');
   return [
     `| ${table.header.map(esc).join(' | ')} |`,
-    `|${table.header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    `|${table.header.map((_, i) => (i === 0 || textColumns ? '---' : '---:')).join('|')}|`,
     ...table.rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
   ].join('\n');
 }
