@@ -194,7 +194,7 @@ function plainBatchMatMul(
   const out = backend.makeOutput(outShape, 'float32');
   const wasm = backend.wasm;
   const shapes = wasm._malloc(24);
-  const h = shapes >> 2;
+  const h = shapes >>> 2;
   wasm.HEAP32.set([1, rows, k, 1, k, n], h);
   const aBase = heapOffset(backend, a);
   const bBase = heapOffset(backend, b);

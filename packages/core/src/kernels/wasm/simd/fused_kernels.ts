@@ -78,13 +78,13 @@ export class FusedKernels {
     const heap = new Float32Array(this.#memory.buffer);
     const blocks = [...inputs, output].map((_, i) => this.#tail + 16 * i);
     inputs.forEach((p, i) => {
-      const dst = blocks[i]! >> 2;
+      const dst = blocks[i]! >>> 2;
       heap.fill(0, dst, dst + 4);
-      for (let j = 0; j < rest; j++) heap[dst + j] = heap[(p >> 2) + vectors * 4 + j]!;
+      for (let j = 0; j < rest; j++) heap[dst + j] = heap[(p >>> 2) + vectors * 4 + j]!;
     });
     run(blocks, 1);
-    const src = blocks[inputs.length]! >> 2;
-    for (let j = 0; j < rest; j++) heap[(output >> 2) + vectors * 4 + j] = heap[src + j]!;
+    const src = blocks[inputs.length]! >>> 2;
+    for (let j = 0; j < rest; j++) heap[(output >>> 2) + vectors * 4 + j] = heap[src + j]!;
   }
 
   geluNew(x: number, y: number, n: number): void {
