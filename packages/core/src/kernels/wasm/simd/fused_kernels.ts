@@ -54,7 +54,7 @@ export class FusedKernels {
     this.#memory = memory;
     const block = heap._malloc(64 + 48);
     if (block === 0) throw new Error('FusedKernels: could not allocate scratch');
-    this.#tail = (block + 15) & ~15;
+    this.#tail = ((block + 15) & ~15) >>> 0;
   }
 
   static create(memory: WebAssembly.Memory, heap: HeapAllocator): FusedKernels {

@@ -148,7 +148,7 @@ export class SimdGemm {
       this.#scratchBytes = size - 64;
     }
     // 64-byte alignment for the panels.
-    return (this.#scratch + 63) & ~63;
+    return ((this.#scratch + 63) & ~63) >>> 0;
   }
 
   /**
@@ -168,8 +168,8 @@ export class SimdGemm {
     const bBytes = nPanels * NR * k * 4;
     const scratch = this.#scratchOf(aBytes + bBytes + MR * NR * 4 + 128);
     const ap = scratch;
-    const bp = (ap + aBytes + 63) & ~63;
-    const tile = (bp + bBytes + 63) & ~63;
+    const bp = ((ap + aBytes + 63) & ~63) >>> 0;
+    const tile = ((bp + bBytes + 63) & ~63) >>> 0;
     const x = this.#exports;
     // A: panels of MR rows along m, k inner.
     this.#pack(a.offset, a.rowStride, a.colStride, m, k, MR, ap, x.packContiguousA, x.packTransposedA);
@@ -273,8 +273,8 @@ export class SimdGemm {
     const bBytes = nPanels * NR * k * 4;
     const scratch = this.#scratchOf(aBytes + bBytes + GRID_MR * NR * 4 + 128);
     const ap = scratch;
-    const bp = (ap + aBytes + 63) & ~63;
-    const tile = (bp + bBytes + 63) & ~63;
+    const bp = ((ap + aBytes + 63) & ~63) >>> 0;
+    const tile = ((bp + bBytes + 63) & ~63) >>> 0;
     const x = this.#exports;
     this.#pack(a.offset, a.rowStride, a.colStride, m, k, GRID_MR, ap, x.packContiguousA4, x.packTransposedA4);
     this.#pack(b.offset, b.colStride, b.rowStride, n, k, NR, bp, x.packContiguousB, x.packTransposedB);
