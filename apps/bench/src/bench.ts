@@ -14,6 +14,7 @@ import { modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
 import { findPeerPython, type PeerOutput, runPeer } from './peer.js';
 import type { BenchResults, MachineInfo, TechniqueResult } from './results.js';
 import { runTechnique, type TaskRun } from './run_technique.js';
+import { runSpeedChecks, type SpeedResults } from './speed.js';
 import { evaluate, prepareTaskData, TASKS, type TaskName } from './tasks.js';
 import { loadTechniques, type Technique } from './techniques.js';
 
@@ -35,6 +36,10 @@ export interface BenchOptions {
   command: string;
   /** Learning rates replacing the techniques' defaults, by technique name. */
   lr?: Record<string, number>;
+  /** Interleaved rounds of issue 10's speed checks (0: no speed checks). */
+  speedRounds: number;
+  /** Threads of the data-parallel check (1: skipped). */
+  threads: number;
 }
 
 export interface BenchHooks {
@@ -143,6 +148,22 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     log(`${technique.name}: done (${tensors} live tensors)`);
   }
 
+  let speed: SpeedResults | undefined;
+  if (options.speedRounds > 0) {
+    log(
+      `speed checks (issue 10): ${options.speedRounds} interleaved rounds, data parallel on ${options.threads} threads`,
+    );
+    speed = await runSpeedChecks(available, loadBase, data, {
+      rounds: options.speedRounds,
+      batch: options.batch,
+      seed: options.seed,
+      threads: options.threads,
+      model: options.model,
+      backend: report.backend,
+      log,
+    });
+  }
+
   let peerOutput: PeerOutput | null = null;
   let peerInfo: BenchResults['peer'] = null;
   if (options.peer) {
@@ -223,6 +244,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     techniques,
     skipped: missing,
     peer: peerInfo,
+    ...(speed ? { speed } : {}),
   };
 }
 

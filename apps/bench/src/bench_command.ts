@@ -1,5 +1,6 @@
 // `pnpm bench [--quick] [--methods a,b] [--steps N] [--backend cpu|wasm|webgpu] [--model dir] [--out dir] [--peer]`
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { BackendName } from '@peft/core';
@@ -14,7 +15,7 @@ import { TECHNIQUE_NAMES } from './techniques.js';
 
 export const USAGE = `usage: pnpm bench [--quick] [--methods ${TECHNIQUE_NAMES.join(',')}] [--steps N]
                   [--backend cpu|wasm|webgpu] [--model <hf-dir>] [--out <dir>] [--peer] [--seed N]
-                  [--lr technique=rate,...]
+                  [--lr technique=rate,...] [--threads N] [--speed-rounds N]
        pnpm bench pretrain [--help]
        pnpm bench report [<results.json>]   (re-render report.md and report.html beside it)
 
@@ -22,12 +23,14 @@ Fine-tunes the built-in base model (or --model, any GPT-2 or LLaMA folder) with 
 full fine-tuning on the same data, steps, batch (8 x 128 tokens) and seed, and writes results.json,
 report.md and report.html to --out (default bench-results/).
   --quick      a short run (a few minutes): fewer steps and a smaller evaluation
-  --peer       also time the same step in Hugging Face PEFT on PyTorch (needs python3 with torch and peft)`;
+  --peer       also time the same step in Hugging Face PEFT on PyTorch (needs python3 with torch and peft)
+  --threads N  threads of the data-parallel speed check (default: the machine's cores; 1 skips it)
+  --speed-rounds N  interleaved rounds of the speed checks (default 3, quick 1; 0 skips them)`;
 
 /** Steps and evaluation sizes of the default and the quick run. */
 export const PRESETS = {
-  default: { steps: 12, evalWindows: 16, sentimentTest: 96, timingRepeats: 2 },
-  quick: { steps: 4, evalWindows: 8, sentimentTest: 32, timingRepeats: 1 },
+  default: { steps: 12, evalWindows: 16, sentimentTest: 96, timingRepeats: 2, speedRounds: 3 },
+  quick: { steps: 4, evalWindows: 8, sentimentTest: 32, timingRepeats: 1, speedRounds: 1 },
 } as const;
 
 export function parseBenchArgs(
@@ -46,6 +49,8 @@ export function parseBenchArgs(
       peer: { type: 'boolean', default: false },
       seed: { type: 'string' },
       lr: { type: 'string', multiple: true },
+      threads: { type: 'string' },
+      'speed-rounds': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -54,6 +59,13 @@ export function parseBenchArgs(
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!(Number.isInteger(n) && n > 0)) throw new Error(`--${name} must be a positive integer (got ${v})`);
+    return n;
+  };
+  const nonNegativeInt = (name: string, v: string | undefined, fallback: number) => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!(Number.isInteger(n) && n >= 0))
+      throw new Error(`--${name} must be a non-negative integer (got ${v})`);
     return n;
   };
   if (values.backend !== undefined && !BACKENDS.includes(values.backend as BackendName))
@@ -88,6 +100,8 @@ export function parseBenchArgs(
     evalWindows: preset.evalWindows,
     sentimentTest: preset.sentimentTest,
     timingRepeats: preset.timingRepeats,
+    speedRounds: nonNegativeInt('speed-rounds', values['speed-rounds'], preset.speedRounds),
+    threads: positiveInt('threads', values.threads, availableParallelism()),
     ...(values.backend ? { backend: values.backend as BackendName } : {}),
     peer: values.peer ?? false,
     quick: values.quick ?? false,

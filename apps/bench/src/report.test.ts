@@ -217,6 +217,44 @@ describe('speed targets', () => {
     expect(peer.met).toBe('yes'); // 2.0x
     expect(rows.find((r) => r.target.startsWith('LoRA step MFU'))!.met).toBe('no'); // 50%
     expect(renderMarkdown(fakeResults())).toContain('## Speed targets (issue 10)');
+    // Without the speed checks, the rest is not measured.
+    expect(rows.find((r) => r.target.startsWith('2 threads'))!.met).toBe('not measured');
+  });
+
+  it('judges the speed checks: interleaved ratios, threads, inference, generation', async () => {
+    const { speedTargets } = await import('./claims.js');
+    const results = fakeResults();
+    results.speed = {
+      // Interleaved: LoRA 0.8 s, full 1.0 s (0.8x: not met, whatever the runs' own medians say).
+      interleaved_step_cpu_seconds: { full: 1.0, lora: 0.8 },
+      inference: { base_seconds: 1.0, unmerged_seconds: 1.08, merged_seconds: 1.01 },
+      generation: [
+        { positions: [1, 33], milliseconds: 5 },
+        { positions: [33, 65], milliseconds: 7 },
+        { positions: [65, 97], milliseconds: 7.5 },
+      ],
+      data_parallel: {
+        threads: 2,
+        one_thread_seconds: 2,
+        threads_seconds: 1.05,
+        speedup: 2 / 1.05,
+        work_overhead: 0.03,
+        max_loss_difference: 1e-7,
+        load_average: [0.5, 0.6],
+      },
+      skipped: {},
+    };
+    const rows = speedTargets(results);
+    const met = (start: string) => rows.find((r) => r.target.startsWith(start))!.met;
+    expect(met("LoRA's step at most 0.72x")).toBe('no');
+    expect(rows.find((r) => r.target.startsWith("LoRA's step"))!.measured).toContain('interleaved');
+    expect(met('2 threads give >= 1.8x')).toBe('yes');
+    expect(met('merged adapter')).toBe('yes');
+    expect(met('generation per-token time flat')).toBe('yes');
+    results.speed.data_parallel!.speedup = 1.5;
+    results.speed.generation![2]!.milliseconds = 9;
+    expect(speedTargets(results).find((r) => r.target.startsWith('2 threads'))!.met).toBe('no');
+    expect(speedTargets(results).find((r) => r.target.startsWith('generation'))!.met).toBe('no');
   });
 });
 

@@ -1,4 +1,5 @@
 // The shape of results.json: one entry per technique plus the machine, the model, the baseline.
+import type { SpeedResults } from './speed.js';
 import type { TaskName } from './tasks.js';
 
 export interface MachineInfo {
@@ -106,4 +107,10 @@ export interface BenchResults {
   skipped: { name: string; reason: string }[];
   /** How the --peer run went (null without --peer). */
   peer: { python: string; threads: number; torch: string; peft: string } | { error: string } | null;
+  /**
+   * Issue 10's side-by-side speed checks (`speed.ts`): techniques' steps interleaved, inference
+   * merged/unmerged, generation along the context, several threads against one. Absent in results
+   * written before they existed.
+   */
+  speed?: SpeedResults;
 }

@@ -28,6 +28,10 @@ beforeAll(async () => {
     n_head: 2,
     bos_token_id: null,
     eos_token_id: null,
+    // No dropout (as the built-in model): data-parallel workers draw their own masks.
+    attn_pdrop: 0,
+    resid_pdrop: 0,
+    embd_pdrop: 0,
   });
   await saveModel(model, join(dir, 'model'));
   model.dispose();
@@ -46,6 +50,8 @@ beforeAll(async () => {
     peer: false,
     quick: true,
     command: 'smoke test',
+    speedRounds: 1,
+    threads: 2,
   });
 });
 
@@ -72,6 +78,18 @@ describe('bench smoke run', () => {
       );
     }
     expect(results.machine.backend).toBe('cpu');
+  });
+
+  it("runs issue 10's speed checks: interleaved steps, inference, generation, two threads", () => {
+    const speed = results.speed!;
+    expect(speed.skipped).toEqual({});
+    expect(Object.keys(speed.interleaved_step_cpu_seconds)).toEqual(['full', 'lora']);
+    expect(speed.inference!.unmerged_seconds).toBeGreaterThan(0);
+    expect(speed.generation!.length).toBeGreaterThan(0);
+    const parallel = speed.data_parallel!;
+    expect(parallel.threads).toBe(2);
+    // The same training on one thread and on two (timings are reported, not asserted).
+    expect(parallel.max_loss_difference).toBeLessThan(1e-4);
   });
 
   it('writes results.json, report.md and report.html', async () => {

@@ -1,0 +1,323 @@
+// Issue 10's speed checks, each side by side in one process so that the machine's load (shared with
+// other jobs) hits both sides of a comparison alike: every technique's step interleaved with the
+// others', inference with an adapter merged / unmerged / disabled, generation's per-token time along
+// the context, and training on several threads (DataParallelGradients) against one.
+import { availableParallelism, loadavg } from 'node:os';
+import { cosineScheduleWithWarmup, getPeftMethod, getPeftModel, manualSeed, Trainer } from '@peft/core';
+import { DataParallelGradients } from '@peft/core/node';
+import { type CausalLM, generate } from '@peft/models';
+import * as tf from '@tensorflow/tfjs-core';
+import type { LabelledRow } from './data.js';
+import { maskedLMLoss } from './lm.js';
+import { median } from './metrics.js';
+import type { ReplicaOptions } from './replica.js';
+import { timeOnce } from './run_technique.js';
+import type { TaskData } from './tasks.js';
+import { taskBatches } from './tasks.js';
+import { setUpTechnique, type Technique } from './techniques.js';
+
+export interface SpeedOptions {
+  /** Interleaved rounds of steps (after two warm-up steps each). */
+  rounds: number;
+  batch: number;
+  seed: number;
+  /** Threads for the data-parallel check (1: skipped). */
+  threads: number;
+  /** The model folder (the data-parallel workers load it themselves). */
+  model: string;
+  /** The backend of the data-parallel workers (this thread's). */
+  backend: string;
+  log?: (line: string) => void;
+}
+
+export interface SpeedResults {
+  /** Median CPU seconds of a step per technique, their steps interleaved round-robin. */
+  interleaved_step_cpu_seconds: Record<string, number>;
+  /** Forward pass of one batch in eval mode, median CPU seconds, interleaved. */
+  inference: { base_seconds: number; unmerged_seconds: number; merged_seconds: number } | null;
+  /** CPU ms per generated token by position (KV cache), median over runs after a warm-up. */
+  generation: { positions: [number, number]; milliseconds: number }[] | null;
+  /** LoRA steps on one thread and on `threads` (same batches, interleaved): wall time is throughput. */
+  data_parallel: {
+    threads: number;
+    one_thread_seconds: number;
+    threads_seconds: number;
+    speedup: number;
+    /** CPU time of all threads over one thread's, minus 1: the extra work of splitting. */
+    work_overhead: number;
+    /** Largest loss difference between the two runs (the same training, to float rounding). */
+    max_loss_difference: number;
+    load_average: [number, number];
+  } | null;
+  /** Why a check was skipped, by check. */
+  skipped: Record<string, string>;
+}
+
+function trainerFor(
+  setup: Awaited<ReturnType<typeof setUpTechnique>>,
+  loss: (rows: LabelledRow[]) => tf.Scalar,
+  steps: number,
+  seed: number,
+  gradients?: DataParallelGradients<LabelledRow[]>,
+): Trainer<LabelledRow[]> {
+  return new Trainer<LabelledRow[]>({
+    module: setup.module,
+    loss,
+    optimizer: setup.optimizer,
+    schedule: cosineScheduleWithWarmup({
+      warmupSteps: Math.max(1, Math.round(steps / 10)),
+      trainingSteps: steps,
+    }),
+    maxGradNorm: 1.0,
+    seed,
+    ...(gradients ? { gradients } : {}),
+  });
+}
+
+/** Every technique's training step, interleaved round-robin: CPU seconds, median per technique. */
+async function interleavedSteps(
+  techniques: readonly Technique[],
+  loadBase: () => Promise<CausalLM>,
+  data: TaskData,
+  options: SpeedOptions,
+): Promise<Record<string, number>> {
+  const steps = 2 + options.rounds;
+  const runs: {
+    name: string;
+    trainer: Trainer<LabelledRow[]>;
+    model: CausalLM;
+    next: () => LabelledRow[];
+  }[] = [];
+  try {
+    for (const technique of techniques) {
+      const model = await loadBase();
+      manualSeed(options.seed);
+      const setup = await setUpTechnique(technique, model, steps);
+      const trainer = trainerFor(setup, (rows) => maskedLMLoss(model, rows), steps, options.seed);
+      runs.push({
+        name: technique.name,
+        trainer,
+        model,
+        next: taskBatches(data, 'sotu', options.batch, options.seed),
+      });
+    }
+    const cpu = new Map<string, number[]>(runs.map((r) => [r.name, []]));
+    for (let step = 0; step < steps; step++) {
+      for (const run of runs) {
+        const rows = run.next();
+        const timing = await timeOnce(() => run.trainer.trainStep(rows));
+        if (step >= 2) cpu.get(run.name)!.push(timing.cpu);
+      }
+    }
+    return Object.fromEntries([...cpu].map(([name, values]) => [name, median(values)]));
+  } finally {
+    for (const run of runs) {
+      run.trainer.dispose();
+      run.model.dispose();
+    }
+  }
+}
+
+/** LoRA-style adapter (the first layer technique given) unmerged, merged and disabled: forward CPU seconds. */
+async function inferenceSpeed(
+  loadBase: () => Promise<CausalLM>,
+  data: TaskData,
+  options: SpeedOptions,
+): Promise<SpeedResults['inference']> {
+  const model = await loadBase();
+  try {
+    manualSeed(options.seed);
+    const method = getPeftMethod('lora');
+    const peft = getPeftModel(
+      model,
+      method,
+      method.config.parse({ r: 8, lora_alpha: 16, peft_type: method.peftType }),
+      {
+        modelType: model.modelType,
+      },
+    );
+    // A trained-looking adapter (B is zero at initialisation, which would make merging a no-op).
+    for (const [name, p] of peft.namedParameters()) {
+      if (name.includes('lora_B')) tf.tidy(() => p.assign(tf.randomNormal(p.shape, 0, 0.02, 'float32', 7)));
+    }
+    peft.eval();
+    const rows = taskBatches(data, 'sotu', options.batch, options.seed)();
+    const inputIds = rows.map((r) => r.ids.slice(0, -1));
+    const forward = async () => {
+      const { logits } = model.forward({ inputIds });
+      await logits.data();
+      logits.dispose();
+    };
+    await forward();
+    const times = { base: [] as number[], unmerged: [] as number[], merged: [] as number[] };
+    for (let round = 0; round < Math.max(3, options.rounds); round++) {
+      peft.disableAdapters();
+      times.base.push((await timeOnce(forward)).cpu);
+      peft.enableAdapters();
+      times.unmerged.push((await timeOnce(forward)).cpu);
+      peft.merge();
+      times.merged.push((await timeOnce(forward)).cpu);
+      peft.unmerge();
+    }
+    return {
+      base_seconds: median(times.base),
+      unmerged_seconds: median(times.unmerged),
+      merged_seconds: median(times.merged),
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Greedy generation over the whole context with the KV cache: CPU ms per token by position. */
+async function generationSpeed(
+  loadBase: () => Promise<CausalLM>,
+  runs: number,
+): Promise<SpeedResults['generation']> {
+  const model = await loadBase();
+  try {
+    model.eval();
+    const context = (model.config.n_positions ?? model.config.max_position_embeddings) as number | undefined;
+    const tokens = Math.min(255, (context ?? 256) - 1);
+    const perRun: number[][] = [];
+    for (let run = 0; run <= runs; run++) {
+      const times: number[] = [];
+      let last = process.cpuUsage();
+      await generate(model, [10], {
+        maxNewTokens: tokens,
+        eosTokenId: null,
+        onToken: () => {
+          const cpu = process.cpuUsage(last);
+          times.push((cpu.user + cpu.system) / 1000);
+          last = process.cpuUsage();
+        },
+      });
+      if (run > 0) perRun.push(times); // the first run warms up
+    }
+    const edges: [number, number][] = [];
+    for (let start = 1; start < tokens; start += 32) edges.push([start, Math.min(tokens, start + 32)]);
+    return edges.map(([a, b]) => ({
+      positions: [a, b] as [number, number],
+      milliseconds: median(perRun.map((t) => t.slice(a, b).reduce((x, y) => x + y, 0) / (b - a))),
+    }));
+  } finally {
+    model.dispose();
+  }
+}
+
+/** LoRA trained on one thread and on `threads` from the same weights and batches, steps interleaved. */
+async function dataParallelSpeed(
+  loadBase: () => Promise<CausalLM>,
+  lora: Technique,
+  data: TaskData,
+  options: SpeedOptions,
+): Promise<SpeedResults['data_parallel']> {
+  const steps = 2 + options.rounds;
+  const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
+  const gradients = await DataParallelGradients.create<LabelledRow[]>({
+    workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+    setupOptions: replica,
+    threads: options.threads,
+    countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),
+    seed: options.seed,
+    backend: options.backend === 'cpu' ? 'cpu' : 'wasm',
+  });
+  const models: CausalLM[] = [];
+  const trainers: Trainer<LabelledRow[]>[] = [];
+  try {
+    for (const parallel of [false, true]) {
+      const model = await loadBase();
+      models.push(model);
+      manualSeed(options.seed);
+      const setup = await setUpTechnique(lora, model, steps);
+      trainers.push(
+        trainerFor(
+          setup,
+          (rows) => maskedLMLoss(model, rows),
+          steps,
+          options.seed,
+          parallel ? gradients : undefined,
+        ),
+      );
+    }
+    const next = taskBatches(data, 'sotu', options.batch, options.seed);
+    const load0 = loadavg()[0]!;
+    const wall: [number[], number[]] = [[], []];
+    const cpu: [number[], number[]] = [[], []];
+    let maxLossDifference = 0;
+    for (let step = 0; step < steps; step++) {
+      const rows = next();
+      const losses: number[] = [];
+      for (const [i, trainer] of trainers.entries()) {
+        let loss = 0;
+        const timing = await timeOnce(async () => {
+          loss = (await trainer.trainStep(rows)).loss;
+        });
+        losses.push(loss);
+        if (step >= 2) {
+          wall[i]!.push(timing.wall);
+          cpu[i]!.push(timing.cpu);
+        }
+      }
+      maxLossDifference = Math.max(maxLossDifference, Math.abs(losses[0]! - losses[1]!));
+    }
+    const one = median(wall[0]);
+    const many = median(wall[1]);
+    return {
+      threads: options.threads,
+      one_thread_seconds: one,
+      threads_seconds: many,
+      speedup: one / many,
+      work_overhead: median(cpu[1]) / median(cpu[0]) - 1,
+      max_loss_difference: maxLossDifference,
+      load_average: [load0, loadavg()[0]!],
+    };
+  } finally {
+    for (const trainer of trainers) trainer.dispose();
+    for (const model of models) model.dispose();
+    await gradients.dispose();
+  }
+}
+
+/** Runs the checks; a check that fails is reported as skipped with its error, the others still run. */
+export async function runSpeedChecks(
+  techniques: readonly Technique[],
+  loadBase: () => Promise<CausalLM>,
+  data: TaskData,
+  options: SpeedOptions,
+): Promise<SpeedResults> {
+  const log = options.log ?? (() => {});
+  const skipped: Record<string, string> = {};
+  const attempt = async <T>(name: string, run: () => Promise<T>): Promise<T | null> => {
+    try {
+      const started = performance.now();
+      const result = await run();
+      log(`speed check ${name}: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+      return result;
+    } catch (error) {
+      skipped[name] = (error as Error).message.split('\n')[0]!;
+      log(`speed check ${name} failed: ${skipped[name]}`);
+      return null;
+    }
+  };
+  const interleaved =
+    (await attempt('interleaved steps', () => interleavedSteps(techniques, loadBase, data, options))) ?? {};
+  const inference = await attempt('inference', () => inferenceSpeed(loadBase, data, options));
+  const generation = await attempt('generation', () =>
+    generationSpeed(loadBase, Math.max(2, Math.min(3, options.rounds))),
+  );
+  const lora = techniques.find((t) => t.name === 'lora');
+  let dataParallel: SpeedResults['data_parallel'] = null;
+  if (!lora) skipped['data parallel'] = 'LoRA is not among the techniques';
+  else if (options.threads < 2) skipped['data parallel'] = `one thread (${availableParallelism()} available)`;
+  else if (options.backend !== 'wasm' && options.backend !== 'cpu')
+    skipped['data parallel'] = `workers run wasm or cpu, not ${options.backend}`;
+  else dataParallel = await attempt('data parallel', () => dataParallelSpeed(loadBase, lora, data, options));
+  return {
+    interleaved_step_cpu_seconds: interleaved,
+    inference,
+    generation,
+    data_parallel: dataParallel,
+    skipped,
+  };
+}
