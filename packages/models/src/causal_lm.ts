@@ -1,13 +1,16 @@
 import {
   type AttentionPrefixProvider,
+  cachedAttention,
   type KVPrefix,
   Module,
   type PrefixableModel,
   prependKVPrefix,
   scaledDotProductAttention,
+  writeKV,
 } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfigJson } from './config.js';
+import type { KVBuffer } from './kv_buffer.js';
 import { KVCache } from './kv_cache.js';
 
 /** Token ids or a 0/1 mask: an int32 tensor or nested arrays, `[batch, length]`. */
@@ -32,6 +35,12 @@ export interface CausalLMInput {
   useCache?: boolean;
   /** Compute logits for the last `n` positions only (0, the default, means all). */
   logitsToKeep?: number;
+  /**
+   * A preallocated key/value cache (generation): this pass's keys and values are written into it
+   * at its `length`, attention reads it in place, and its `length` advances. Not with `cache` /
+   * `useCache`, an attention mask or an attention prefix.
+   */
+  kvBuffer?: KVBuffer;
 }
 
 export interface CausalLMOutput {
@@ -104,6 +113,7 @@ export class AttentionContext {
   readonly newCache: KVPrefix[] | null;
   readonly #provider: AttentionPrefixProvider | null;
   readonly #cache: KVCache | undefined;
+  readonly #buffer: KVBuffer | undefined;
 
   constructor(
     ids: tf.Tensor,
@@ -127,7 +137,27 @@ export class AttentionContext {
         );
       }
     }
-    this.pastLength = cache?.length ?? 0;
+    const buffer = input.kvBuffer;
+    if (buffer) {
+      if (buffer.isDisposed) throw new Error('forward: the kvBuffer has been disposed');
+      if (cache || input.useCache || input.attentionMask !== undefined || provider) {
+        throw new Error(
+          'forward: kvBuffer does not go with cache, useCache, attentionMask or an attention prefix',
+        );
+      }
+      if (buffer.layers.length !== info.numLayers || buffer.batchSize !== batch) {
+        throw new Error(
+          `forward: kvBuffer holds ${buffer.layers.length} layers of batch ${buffer.batchSize}, the model needs ${info.numLayers} layers of batch ${batch}`,
+        );
+      }
+      if (buffer.length + length > buffer.capacity) {
+        throw new Error(
+          `forward: kvBuffer is full (${buffer.length} + ${length} positions, capacity ${buffer.capacity})`,
+        );
+      }
+    }
+    this.#buffer = buffer;
+    this.pastLength = cache?.length ?? buffer?.length ?? 0;
     this.newCache = (input.useCache ?? cache !== undefined) ? [] : null;
     const offset = this.prefixLength + this.pastLength;
 
@@ -176,6 +206,14 @@ export class AttentionContext {
     v: tf.Tensor,
     options: { scale?: number; dropout?: number } = {},
   ): tf.Tensor {
+    const buffer = this.#buffer;
+    if (buffer) {
+      // In place: write this pass's keys and values, attend to the buffer's first positions.
+      const layer = buffer.layers[layerIndex]!;
+      tf.dispose([writeKV(layer.key, k, this.pastLength), writeKV(layer.value, v, this.pastLength)]);
+      const scale = options.scale ?? 1 / Math.sqrt(q.shape[3]!);
+      return cachedAttention(q, layer.key, layer.value, this.pastLength + this.length, scale);
+    }
     let keys: KVPrefix = { key: k, value: v };
     const past = this.#cache?.layers[layerIndex];
     if (past) keys = { key: tf.concat([past.key, k], 2), value: tf.concat([past.value, v], 2) };
@@ -246,12 +284,15 @@ export abstract class CausalLMBase<C extends ModelConfigJson> extends Module imp
   protected abstract computeLogits(ids: tf.Tensor, context: AttentionContext): tf.Tensor;
 
   forward(input: CausalLMInput): CausalLMOutput {
+    let written = 0;
     const [logits, ...cached] = tf.tidy(() => {
       const ids = toInt32(input.inputIds, 'inputIds', this.config.vocab_size as number);
       const context = new AttentionContext(ids, input, this.#prefix, this.attentionInfo);
+      written = context.length;
       const logits = this.computeLogits(ids, context);
       return [logits, ...(context.newCache ?? []).flatMap(({ key, value }) => [key, value])];
     });
+    if (input.kvBuffer) input.kvBuffer.length += written;
     if (cached.length === 0) return { logits: logits! };
     const layers: KVPrefix[] = [];
     for (let i = 0; i < cached.length; i += 2) layers.push({ key: cached[i]!, value: cached[i + 1]! });

@@ -1,5 +1,6 @@
 import { nextSeed } from '@peft/core';
 import type { CausalLM, CausalLMInput, CausalLMOutput } from './causal_lm.js';
+import { KVBuffer } from './kv_buffer.js';
 import type { KVCache } from './kv_cache.js';
 
 export interface GenerateOptions {
@@ -183,13 +184,22 @@ export async function generate(
   const finished = prompts.map(() => false);
 
   let cache: KVCache | undefined;
+  // The in-place cache where core's kernels run it (wasm) and nothing else needs the general path
+  // (padding masks, attention prefixes): the same tokens, a flat cost per token.
+  // (Sized for every token, as the concatenated cache would grow; a model's own position limit
+  // still stops generation first, with its own error.)
+  const capacity = width + maxNewTokens;
+  const buffer =
+    useCache && !padded && model.attentionPrefix === null && maxNewTokens > 0 && KVBuffer.available()
+      ? new KVBuffer(model.attentionInfo, prompts.length, capacity)
+      : undefined;
   try {
     for (let step = 0; step < maxNewTokens && !finished.every(Boolean); step++) {
-      const incremental = useCache && cache !== undefined;
+      const incremental = useCache && (cache !== undefined || (buffer !== undefined && buffer.length > 0));
       const input: CausalLMInput = {
         inputIds: incremental ? sequences.map((s) => [s[s.length - 1]!]) : sequences,
         logitsToKeep: 1,
-        useCache,
+        ...(buffer ? { kvBuffer: buffer } : { useCache }),
         ...(cache ? { cache } : {}),
         ...(padded
           ? {
@@ -219,6 +229,7 @@ export async function generate(
     }
   } finally {
     cache?.dispose();
+    buffer?.dispose();
   }
   return single ? outputs[0]! : outputs;
 }

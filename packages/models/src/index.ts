@@ -33,6 +33,7 @@ export { ModelConfigError, type ModelConfigJson, parseConfigJson } from './confi
 export { type GenerateOptions, generate } from './generate.js';
 export { type GPT2Config, gpt2Config } from './gpt2/config.js';
 export { GPT2Attention, GPT2Block, GPT2LMHeadModel, GPT2MLP, GPT2Model } from './gpt2/model.js';
+export { KVBuffer } from './kv_buffer.js';
 export { KVCache } from './kv_cache.js';
 export { childLayer, type Layer } from './layer.js';
 export { LLAMA_FAMILY, type LlamaConfig, llamaConfig } from './llama/config.js';

@@ -28,6 +28,8 @@ const kernelNames = [
   'PeftSoftmaxGrad',
   'PeftCausalAttention',
   'PeftCausalAttentionGrad',
+  'PeftKVWrite',
+  'PeftCachedAttention',
 ].sort();
 
 beforeAll(async () => {

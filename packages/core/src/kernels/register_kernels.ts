@@ -6,6 +6,7 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import { batchMatMulConfig } from './wasm/BatchMatMul.js';
+import { cachedAttentionKernelConfigs } from './wasm/CachedAttention.js';
 import { causalAttentionKernelConfigs } from './wasm/CausalAttention.js';
 import { fusedKernelConfigs, registerFusedGradients } from './wasm/Fused.js';
 import { gatherV2Config } from './wasm/GatherV2.js';
@@ -38,6 +39,7 @@ const wasmAdditions: readonly KernelConfig[] = [
   unsortedSegmentSumConfig,
   ...fusedKernelConfigs,
   ...causalAttentionKernelConfigs,
+  ...cachedAttentionKernelConfigs,
 ];
 
 const ours = new WeakSet<KernelFunc>();

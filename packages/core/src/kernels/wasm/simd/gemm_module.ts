@@ -284,36 +284,105 @@ function gemvRows(): FunctionBuilder {
 
 /**
  * gemvDots(a, bt, btRowStride, c, k, n): one row of C as dot products, `c[j] = Σ_k a[k]·bt[j][k]`,
- * for a B stored transposed (rows of `bt` contiguous along k) and `a` contiguous. No packing.
+ * for a B stored transposed (rows of `bt` contiguous along k) and `a` contiguous. No packing. Four
+ * rows of `bt` at a time (four accumulators, reduced together by shuffles), then one at a time; the
+ * last k % 4 products scalar.
  */
 function gemvDots(): FunctionBuilder {
   const f = new FunctionBuilder([i32, i32, i32, i32, i32, i32]);
-  const [a, bt, btRowStride, c, k, n] = [0, 1, 2, 3, 4, 5];
-  const [j, kk, vectors, pa, pb] = [f.local(i32), f.local(i32), f.local(i32), f.local(i32), f.local(i32)];
-  const acc = f.local(v128);
+  const [a, bt, btRowStride, c, k, n] = indices(6);
+  const [j, kk, vectors, pa, groups] = f.locals(i32, 5);
+  const rows = f.locals(i32, 4);
+  const acc = f.locals(v128, 4);
+  const [av, t0, t1] = f.locals(v128, 3);
   const scalar = f.local(f32);
   f.get(k).i32Const(2).op(0x75 /* shr_s */).set(vectors);
-  f.forRange(j, n, () => {
-    f.v128Zero().set(acc);
-    f.get(a).set(pa);
-    f.get(bt).get(j).get(btRowStride).mul().add().set(pb);
-    f.forRange(kk, vectors, () => {
-      f.get(acc).get(pa).v128Load().get(pb).v128Load().f32x4Mul().f32x4Add().set(acc);
-      f.increment(pa, 16).increment(pb, 16);
-    });
-    f.get(acc).f32x4ExtractLane(0).get(acc).f32x4ExtractLane(1).f32Add();
-    f.get(acc).f32x4ExtractLane(2).f32Add().get(acc).f32x4ExtractLane(3).f32Add().set(scalar);
-    // The last k % 4 products.
+  f.get(n).i32Const(2).op(0x75 /* shr_s */).set(groups);
+  /** The k % 4 tail of row pointer `row` (advanced to the tail) into `scalar`, from `pa`. */
+  const tail = (row: number) => {
     f.get(vectors).i32Const(2).op(0x74 /* shl */).set(kk);
     f.block(() =>
       f.loop(() => {
         f.get(kk).get(k).geS().brIf(1);
-        f.get(scalar).get(pa).f32Load().get(pb).f32Load().f32Mul().f32Add().set(scalar);
-        f.increment(pa, 4).increment(pb, 4).increment(kk, 1).br(0);
+        f.get(scalar).get(pa).f32Load().get(row).f32Load().f32Mul().f32Add().set(scalar);
+        f.increment(pa, 4).increment(row, 4).increment(kk, 1).br(0);
       }),
     );
-    f.get(c).get(j).i32Const(4).mul().add().get(scalar).f32Store();
+  };
+  // Groups of four rows.
+  f.forRange(j, groups, () => {
+    rows.forEach((row, q) => {
+      f.get(bt).get(j).i32Const(4).mul().i32Const(q).add().get(btRowStride).mul().add().set(row);
+    });
+    for (const x of acc) f.v128Zero().set(x);
+    f.get(a).set(pa);
+    f.forRange(kk, vectors, () => {
+      f.get(pa).v128Load().set(av);
+      rows.forEach((row, q) => {
+        f.get(acc[q]!).get(av).get(row).v128Load().f32x4Mul().f32x4Add().set(acc[q]!);
+        f.increment(row, 16);
+      });
+      f.increment(pa, 16);
+    });
+    // [Σ acc0, Σ acc1, Σ acc2, Σ acc3] by two rounds of shuffles.
+    f.get(acc[0]!)
+      .get(acc[1]!)
+      .shuffle32([0, 4, 1, 5])
+      .get(acc[0]!)
+      .get(acc[1]!)
+      .shuffle32([2, 6, 3, 7])
+      .f32x4Add();
+    f.set(t0);
+    f.get(acc[2]!)
+      .get(acc[3]!)
+      .shuffle32([0, 4, 1, 5])
+      .get(acc[2]!)
+      .get(acc[3]!)
+      .shuffle32([2, 6, 3, 7])
+      .f32x4Add();
+    f.set(t1);
+    f.get(t0).get(t1).shuffle32([0, 1, 4, 5]).get(t0).get(t1).shuffle32([2, 3, 6, 7]).f32x4Add().set(av);
+    f.get(c).get(j).i32Const(16).mul().add().get(av).v128Store();
+    // The k tails, row by row.
+    const pa0 = f.local(i32);
+    f.get(pa).set(pa0);
+    rows.forEach((row, q) => {
+      f.get(pa0).set(pa);
+      f.f32Const(0).set(scalar);
+      tail(row);
+      f.get(c).get(j).i32Const(16).mul().add();
+      f.get(c)
+        .get(j)
+        .i32Const(16)
+        .mul()
+        .add()
+        .f32Load(4 * q)
+        .get(scalar)
+        .f32Add()
+        .f32Store(4 * q);
+    });
   });
+  // The last n % 4 rows, one at a time.
+  const [row] = f.locals(i32, 1);
+  const [one] = f.locals(v128, 1);
+  f.get(groups).i32Const(2).op(0x74 /* shl */).set(j);
+  f.block(() =>
+    f.loop(() => {
+      f.get(j).get(n).geS().brIf(1);
+      f.get(bt).get(j).get(btRowStride).mul().add().set(row);
+      f.v128Zero().set(one);
+      f.get(a).set(pa);
+      f.forRange(kk, vectors, () => {
+        f.get(one).get(pa).v128Load().get(row).v128Load().f32x4Mul().f32x4Add().set(one);
+        f.increment(pa, 16).increment(row, 16);
+      });
+      f.get(one).f32x4ExtractLane(0).get(one).f32x4ExtractLane(1).f32Add();
+      f.get(one).f32x4ExtractLane(2).f32Add().get(one).f32x4ExtractLane(3).f32Add().set(scalar);
+      tail(row);
+      f.get(c).get(j).i32Const(4).mul().add().get(scalar).f32Store();
+      f.increment(j, 1).br(0);
+    }),
+  );
   return f;
 }
 
