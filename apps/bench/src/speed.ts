@@ -150,7 +150,7 @@ async function inferenceSpeed(
     };
     await forward();
     const times = { base: [] as number[], unmerged: [] as number[], merged: [] as number[] };
-    for (let round = 0; round < Math.max(3, options.rounds); round++) {
+    for (let round = 0; round < Math.max(5, 2 * options.rounds); round++) {
       peft.disableAdapters();
       times.base.push((await timeOnce(forward)).cpu);
       peft.enableAdapters();
