@@ -229,10 +229,11 @@ export function speedTargets(results: BenchResults): TargetRow[] {
   const threads = `${results.machine.backend}, ${results.machine.threads} thread${results.machine.threads === 1 ? '' : 's'}`;
   const speed = results.speed;
   // Step ratios from the interleaved speed check when there is one (load hits every technique
-  // alike), else from each technique's own run.
+  // alike; the least disturbed round of each), else from each technique's own run.
   const interleaved = speed?.interleaved_step_cpu_seconds ?? {};
   const stepOf = (t: TechniqueResult) => interleaved[t.method] ?? t.step_cpu_seconds_median;
-  const how = lora && interleaved.lora !== undefined ? ', steps interleaved in one process' : '';
+  const how =
+    lora && interleaved.lora !== undefined ? ', least disturbed of steps interleaved in one process' : '';
   if (lora) {
     rows.push({
       target: `LoRA step MFU >= 70% of the matmul peak measured in the same run (${threads})`,

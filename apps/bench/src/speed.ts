@@ -9,7 +9,6 @@ import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
-import { median } from './metrics.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
@@ -30,14 +29,19 @@ export interface SpeedOptions {
   log?: (line: string) => void;
 }
 
+// Each check reports the least disturbed of its repeats (the minimum): the sides of a comparison do
+// the same work every time, and on a shared machine interference (other jobs, garbage collection,
+// JIT warm-up) only ever adds time.
 export interface SpeedResults {
-  /** Median CPU seconds of a step per technique, their steps interleaved round-robin. */
+  /** CPU seconds of a step per technique, steps interleaved round-robin: the least disturbed round. */
   interleaved_step_cpu_seconds: Record<string, number>;
-  /** Forward pass of one batch in eval mode, median CPU seconds, interleaved. */
+  /** Every round's CPU seconds per technique. */
+  interleaved_step_cpu_seconds_all: Record<string, number[]>;
+  /** Forward pass of one batch in eval mode, CPU seconds (least disturbed of the interleaved rounds). */
   inference: { base_seconds: number; unmerged_seconds: number; merged_seconds: number } | null;
-  /** CPU ms per generated token by position (KV cache), median over runs after a warm-up. */
+  /** CPU ms per generated token by position (KV cache): per bucket, the least disturbed of 3 runs after 2 warm-ups. */
   generation: { positions: [number, number]; milliseconds: number }[] | null;
-  /** LoRA steps on one thread and on `threads` (same batches, interleaved): wall time is throughput. */
+  /** LoRA steps on one thread and on `threads` (same batches, interleaved): wall time is throughput (least disturbed steps). */
   data_parallel: {
     threads: number;
     one_thread_seconds: number;
@@ -74,13 +78,13 @@ function trainerFor(
   });
 }
 
-/** Every technique's training step, interleaved round-robin: CPU seconds, median per technique. */
+/** Every technique's training step, interleaved round-robin: CPU seconds of every round per technique. */
 async function interleavedSteps(
   techniques: readonly Technique[],
   loadBase: () => Promise<CausalLM>,
   data: TaskData,
   options: SpeedOptions,
-): Promise<Record<string, number>> {
+): Promise<Record<string, number[]>> {
   const steps = 2 + options.rounds;
   const runs: {
     name: string;
@@ -109,7 +113,7 @@ async function interleavedSteps(
         if (step >= 2) cpu.get(run.name)!.push(timing.cpu);
       }
     }
-    return Object.fromEntries([...cpu].map(([name, values]) => [name, median(values)]));
+    return Object.fromEntries(cpu);
   } finally {
     for (const run of runs) {
       run.trainer.dispose();
@@ -160,9 +164,9 @@ async function inferenceSpeed(
       peft.unmerge();
     }
     return {
-      base_seconds: median(times.base),
-      unmerged_seconds: median(times.unmerged),
-      merged_seconds: median(times.merged),
+      base_seconds: Math.min(...times.base),
+      unmerged_seconds: Math.min(...times.unmerged),
+      merged_seconds: Math.min(...times.merged),
     };
   } finally {
     model.dispose();
@@ -173,6 +177,7 @@ async function inferenceSpeed(
 async function generationSpeed(
   loadBase: () => Promise<CausalLM>,
   runs: number,
+  warmups = 2,
 ): Promise<SpeedResults['generation']> {
   const model = await loadBase();
   try {
@@ -180,7 +185,7 @@ async function generationSpeed(
     const context = (model.config.n_positions ?? model.config.max_position_embeddings) as number | undefined;
     const tokens = Math.min(255, (context ?? 256) - 1);
     const perRun: number[][] = [];
-    for (let run = 0; run <= runs; run++) {
+    for (let run = 0; run < warmups + runs; run++) {
       const times: number[] = [];
       let last = process.cpuUsage();
       await generate(model, [10], {
@@ -192,13 +197,13 @@ async function generationSpeed(
           last = process.cpuUsage();
         },
       });
-      if (run > 0) perRun.push(times); // the first run warms up
+      if (run >= warmups) perRun.push(times); // JIT tiers take a few runs to settle
     }
     const edges: [number, number][] = [];
     for (let start = 1; start < tokens; start += 32) edges.push([start, Math.min(tokens, start + 32)]);
     return edges.map(([a, b]) => ({
       positions: [a, b] as [number, number],
-      milliseconds: median(perRun.map((t) => t.slice(a, b).reduce((x, y) => x + y, 0) / (b - a))),
+      milliseconds: Math.min(...perRun.map((t) => t.slice(a, b).reduce((x, y) => x + y, 0) / (b - a))),
     }));
   } finally {
     model.dispose();
@@ -261,14 +266,14 @@ async function dataParallelSpeed(
       }
       maxLossDifference = Math.max(maxLossDifference, Math.abs(losses[0]! - losses[1]!));
     }
-    const one = median(wall[0]);
-    const many = median(wall[1]);
+    const one = Math.min(...wall[0]);
+    const many = Math.min(...wall[1]);
     return {
       threads: options.threads,
       one_thread_seconds: one,
       threads_seconds: many,
       speedup: one / many,
-      work_overhead: median(cpu[1]) / median(cpu[0]) - 1,
+      work_overhead: Math.min(...cpu[1]) / Math.min(...cpu[0]) - 1,
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
     };
@@ -300,12 +305,13 @@ export async function runSpeedChecks(
       return null;
     }
   };
-  const interleaved =
+  const rounds =
     (await attempt('interleaved steps', () => interleavedSteps(techniques, loadBase, data, options))) ?? {};
-  const inference = await attempt('inference', () => inferenceSpeed(loadBase, data, options));
-  const generation = await attempt('generation', () =>
-    generationSpeed(loadBase, Math.max(2, Math.min(3, options.rounds))),
+  const interleaved = Object.fromEntries(
+    Object.entries(rounds).map(([name, values]) => [name, Math.min(...values)]),
   );
+  const inference = await attempt('inference', () => inferenceSpeed(loadBase, data, options));
+  const generation = await attempt('generation', () => generationSpeed(loadBase, 3));
   const lora = techniques.find((t) => t.name === 'lora');
   let dataParallel: SpeedResults['data_parallel'] = null;
   if (!lora) skipped['data parallel'] = 'LoRA is not among the techniques';
@@ -315,6 +321,7 @@ export async function runSpeedChecks(
   else dataParallel = await attempt('data parallel', () => dataParallelSpeed(loadBase, lora, data, options));
   return {
     interleaved_step_cpu_seconds: interleaved,
+    interleaved_step_cpu_seconds_all: rounds,
     inference,
     generation,
     data_parallel: dataParallel,
