@@ -154,13 +154,18 @@ async function inferenceSpeed(
     };
     await forward();
     const times = { base: [] as number[], unmerged: [] as number[], merged: [] as number[] };
-    for (let round = 0; round < Math.max(5, 2 * options.rounds); round++) {
+    // Each state gets an untimed pass first: switching (merge allocates new weights) is not timed.
+    const timed = async (into: number[]) => {
+      await forward();
+      into.push((await timeOnce(forward)).cpu);
+    };
+    for (let round = 0; round < Math.max(4, options.rounds + 1); round++) {
       peft.disableAdapters();
-      times.base.push((await timeOnce(forward)).cpu);
+      await timed(times.base);
       peft.enableAdapters();
-      times.unmerged.push((await timeOnce(forward)).cpu);
+      await timed(times.unmerged);
       peft.merge();
-      times.merged.push((await timeOnce(forward)).cpu);
+      await timed(times.merged);
       peft.unmerge();
     }
     return {
