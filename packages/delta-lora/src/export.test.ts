@@ -10,6 +10,7 @@ import {
 } from '@peft/core';
 import { getLoraModel, type LoraLayer } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
+import { causalLMLoss, maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DeltaLoraConfigInput } from './config.js';
@@ -18,9 +19,7 @@ import { createOptimizer } from './optimizer.js';
 import {
   batches,
   bitwiseEqual,
-  causalLMLoss,
   logitsOf,
-  maxAbsDiff,
   snapshot,
   tinyGpt2,
   tinyLlama,

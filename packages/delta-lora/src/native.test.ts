@@ -14,6 +14,7 @@ import {
 } from '@peft/core';
 import { loadAdapter, saveAdapter } from '@peft/core/node';
 import type { CausalLM } from '@peft/models';
+import { causalLMLoss, maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DeltaLoraConfig, type DeltaLoraConfigInput, deltaLoraConfig } from './config.js';
@@ -21,15 +22,7 @@ import { getDeltaLoraModel } from './index.js';
 import type { DeltaLoraLayer } from './layer.js';
 import { saveAsLoraAdapter } from './node.js';
 import { createOptimizer } from './optimizer.js';
-import {
-  batches,
-  bitwiseEqual,
-  causalLMLoss,
-  logitsOf,
-  maxAbsDiff,
-  snapshot,
-  tinyGpt2,
-} from './test_models.test-support.js';
+import { batches, bitwiseEqual, logitsOf, snapshot, tinyGpt2 } from './test_models.test-support.js';
 
 const SEED = 9;
 const dirs: string[] = [];

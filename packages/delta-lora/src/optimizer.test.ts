@@ -3,6 +3,7 @@
 import { AdamW, getPeftModel, measureMemory, type PeftModel, Trainer, weightDecayGroups } from '@peft/core';
 import { getLoraModel } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
+import { causalLMLoss, maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type DeltaLoraConfigInput, deltaLoraConfig } from './config.js';
@@ -12,9 +13,7 @@ import { createOptimizer, DeltaLoraOptimizer } from './optimizer.js';
 import {
   batches,
   bitwiseEqual,
-  causalLMLoss,
   logitsOf,
-  maxAbsDiff,
   singularValues,
   snapshot,
   subtract,

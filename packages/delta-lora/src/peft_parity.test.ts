@@ -3,23 +3,22 @@
 // on the original base model (checked by fixtures/check_peft.py, recorded in peft_check.json) and
 // here with @peft/lora; the native form loads back to the same model and exports to the same bytes.
 import '@tensorflow/tfjs-backend-cpu';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadAdapter } from '@peft/core/node';
 import type { LoraLayer } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
-import { loadModel } from '@peft/models/node';
+import { expectPeftCheck, loadPinnedFixtureModel, type PeftCheck } from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loraExportFiles } from './export.js';
 import './index.js';
+import { maxAbsDiff } from '@peft/testing';
 import type { DeltaLoraLayer } from './layer.js';
-import { maxAbsDiff, singularValues, toFloat64Rows } from './test_models.test-support.js';
+import { singularValues, toFloat64Rows } from './test_models.test-support.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../models/fixtures/', import.meta.url));
 const TOLERANCE = 1e-4;
 
 interface Expected {
@@ -29,14 +28,6 @@ interface Expected {
   logits: number[][][];
 }
 
-interface PeftCheck {
-  ok: boolean;
-  files_sha256: Record<string, string>;
-  r: number;
-  max_abs_diff: Record<string, number>;
-}
-
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const cases = readdirSync(FIXTURES).filter((name) => existsSync(join(FIXTURES, name, 'expected.json')));
 const measured: string[] = [];
 
@@ -45,13 +36,7 @@ beforeAll(async () => {
 });
 
 async function baseModel(expected: Expected): Promise<CausalLM> {
-  const weights = join(MODELS, expected.base, 'model.safetensors');
-  expect(sha256(weights), `${expected.base} changed since the fixture was generated`).toBe(
-    expected.base_sha256,
-  );
-  const model = await loadModel(join(MODELS, expected.base));
-  model.eval();
-  return model;
+  return (await loadPinnedFixtureModel(expected)).eval();
 }
 
 describe('Delta-LoRA exported as LoRA, in Hugging Face PEFT and here', () => {
@@ -64,17 +49,11 @@ describe('Delta-LoRA exported as LoRA, in Hugging Face PEFT and here', () => {
     const expected = JSON.parse(readFileSync(join(folder, 'expected.json'), 'utf8')) as Expected;
 
     it(`${name}: PEFT's logits on the rank-2r export match the trained model's (recorded for exactly these files)`, () => {
-      const checkFile = join(folder, 'peft_check.json');
-      expect(existsSync(checkFile), 'run fixtures/check_peft.py').toBe(true);
-      const check = JSON.parse(readFileSync(checkFile, 'utf8')) as PeftCheck;
-      for (const [file, hash] of Object.entries(check.files_sha256)) {
-        expect(sha256(join(folder, file)), `${file} changed after PEFT checked it`).toBe(hash);
-      }
-      expect(check.ok).toBe(true);
-      for (const [what, diff] of Object.entries(check.max_abs_diff)) {
-        measured.push(`${name}, PEFT ${what} vs ours: ${diff.toExponential(2)}`);
-        expect(diff, what).toBeLessThan(TOLERANCE);
-      }
+      expectPeftCheck<PeftCheck & { r: number }>(folder, {
+        howToWrite: 'run fixtures/check_peft.py',
+        tolerance: TOLERANCE,
+        record: (what, diff) => measured.push(`${name}, PEFT ${what} vs ours: ${diff.toExponential(2)}`),
+      });
     });
 
     it(`${name}: the export loads with @peft/lora onto the original base and gives the trained model's logits`, async () => {

@@ -1,7 +1,8 @@
-// Tiny causal LMs, a loss, batches and float64 linear algebra for the Delta-LoRA tests.
+// Tiny causal LMs, batches and float64 linear algebra for the Delta-LoRA tests.
 import '@tensorflow/tfjs-backend-cpu';
 import { type Module, manualSeed } from '@peft/core';
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@peft/models';
+import { randomTokenIds } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 
 export const VOCAB = 24;
@@ -35,35 +36,9 @@ export function tinyLlama(seed: number): LlamaForCausalLM {
   });
 }
 
-/** Mean next-token cross-entropy. */
-export function causalLMLoss(model: CausalLM, ids: number[][]): tf.Scalar {
-  return tf.tidy(() => {
-    const logits = model.forward({ inputIds: ids.map((row) => row.slice(0, -1)) }).logits;
-    const vocab = logits.shape[2]!;
-    const targets = tf.oneHot(
-      tf.tensor1d(
-        ids.flatMap((row) => row.slice(1)),
-        'int32',
-      ),
-      vocab,
-    );
-    return tf.losses.softmaxCrossEntropy(targets, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
-}
-
-/** Deterministic token ids `[rows, length]` in `[1, vocab)`. */
-export function randomIds(seed: number, rows = 2, length = 8, vocab = VOCAB): number[][] {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return 1 + (state % (vocab - 1));
-  };
-  return Array.from({ length: rows }, () => Array.from({ length }, next));
-}
-
 /** `count` batches, batch i from `seed + i`. */
 export function batches(seed: number, count: number): number[][][] {
-  return Array.from({ length: count }, (_, i) => randomIds(seed + i));
+  return Array.from({ length: count }, (_, i) => randomTokenIds(VOCAB, 2, 8, seed + i));
 }
 
 export const INPUT_IDS = [
@@ -73,10 +48,6 @@ export const INPUT_IDS = [
 
 export function logitsOf(model: CausalLM, ids: number[][] = INPUT_IDS): tf.Tensor {
   return model.forward({ inputIds: ids }).logits;
-}
-
-export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 }
 
 /** Whether two tensors hold the same float32 bits. */

@@ -2,10 +2,10 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { Linear, manualSeed, nextSeed } from '@peft/core';
 import { LoraLayer } from '@peft/lora';
+import { maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { frozenMatMul, LoraFaLayer } from './layer.js';
-import { maxAbsDiff } from './models.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -6,10 +6,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import { measureBufferPeak, measureStepPeak, type PeftModel } from '@peft/core';
 import type { LoraConfigInput } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
+import { causalLMLoss } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { activationBytesSaved } from './memory.js';
-import { adapted, causalLMLoss, keptForBackward, type Technique, tokens } from './models.test-support.js';
+import { adapted, keptForBackward, type Technique, tokens } from './models.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

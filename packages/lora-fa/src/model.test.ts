@@ -18,6 +18,7 @@ import {
 import { loadAdapter, saveAdapter } from '@peft/core/node';
 import { type LoraConfigInput, LoraLayer, loraConfig, loraMethod } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
+import { causalLMLoss, maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -27,15 +28,7 @@ import {
   loraFaMethod,
   loraFaModelFromConfigJson,
 } from './index.js';
-import {
-  adapted,
-  causalLMLoss,
-  gradientsByName,
-  maxAbsDiff,
-  tinyGpt2,
-  tinyLlama,
-  tokens,
-} from './models.test-support.js';
+import { adapted, gradientsByName, tinyGpt2, tinyLlama, tokens } from './models.test-support.js';
 import { createOptimizer, LoraFaOptimizer } from './optimizer.js';
 
 beforeAll(async () => {

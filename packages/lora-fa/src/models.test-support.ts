@@ -3,6 +3,7 @@
 import { manualSeed, type PeftModel } from '@peft/core';
 import { getLoraModel, type LoraConfigInput } from '@peft/lora';
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@peft/models';
+import { causalLMLoss } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { getLoraFaModel } from './model.js';
 
@@ -66,22 +67,6 @@ export function tokens(rows = 2, length = 9, seed = 1): number[][] {
   );
 }
 
-/** Mean next-token cross-entropy of `ids` (as transformers' `labels=input_ids`). */
-export function causalLMLoss(model: CausalLM, ids: number[][]): tf.Scalar {
-  return tf.tidy(() => {
-    const logits = model.forward({ inputIds: ids.map((row) => row.slice(0, -1)) }).logits;
-    const vocab = logits.shape[2]!;
-    const targets = tf.oneHot(
-      tf.tensor1d(
-        ids.flatMap((row) => row.slice(1)),
-        'int32',
-      ),
-      vocab,
-    );
-    return tf.losses.softmaxCrossEntropy(targets, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
-}
-
 /** Gradients of the loss for every trainable parameter, by name (copied out of tfjs). */
 export function gradientsByName(peft: PeftModel<CausalLM>, ids: number[][]): Map<string, Float32Array> {
   const named = [...peft.namedParameters()].filter(([, p]) => p.requiresGrad);
@@ -94,16 +79,6 @@ export function gradientsByName(peft: PeftModel<CausalLM>, ids: number[][]): Map
     for (const [name, p] of named) result.set(name, grads[p.variable.name]!.dataSync() as Float32Array);
   });
   return result;
-}
-
-export function maxAbsDiff(a: tf.Tensor | ArrayLike<number>, b: tf.Tensor | ArrayLike<number>): number {
-  const values = (t: tf.Tensor | ArrayLike<number>) => (t instanceof tf.Tensor ? t.dataSync() : t);
-  const x = values(a);
-  const y = values(b);
-  if (x.length !== y.length) throw new Error(`maxAbsDiff: ${x.length} vs ${y.length} values`);
-  let max = 0;
-  for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs(x[i]! - y[i]!));
-  return max;
 }
 
 /**

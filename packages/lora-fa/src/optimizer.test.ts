@@ -4,9 +4,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import { AdamW, type Parameter, type PeftModel } from '@peft/core';
 import { type LoraConfigInput, LoraLayer } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
+import { maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { adapted, gradientsByName, maxAbsDiff, tokens } from './models.test-support.js';
+import { adapted, gradientsByName, tokens } from './models.test-support.js';
 import { createOptimizer, LoraFaOptimizer } from './optimizer.js';
 import { symmetricPseudoInverse } from './pseudo_inverse.js';
 

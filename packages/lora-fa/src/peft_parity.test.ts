@@ -3,22 +3,20 @@
 // our optimizer replays PEFT's training run step by step, and an adapter we trained loads in PEFT
 // with our logits (checked by fixtures/generate_fixtures.py, recorded in peft_check.json).
 import '@tensorflow/tfjs-backend-cpu';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type PeftModel, readSafetensors } from '@peft/core';
 import { loadAdapter } from '@peft/core/node';
 import { LoraLayer } from '@peft/lora';
 import type { CausalLM } from '@peft/models';
-import { loadModel } from '@peft/models/node';
+import { causalLMLoss, logitsOf, maxAbsDiff } from '@peft/testing';
+import { expectPeftCheck, loadPinnedFixtureModel, type PeftCheck } from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraFaLayer, LoraFaOptimizer, loadLoraFaAdapter } from './index.js';
-import { causalLMLoss, maxAbsDiff } from './models.test-support.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../models/fixtures/', import.meta.url));
 const TOLERANCE = 1e-4;
 
 interface Expected {
@@ -31,7 +29,6 @@ interface Expected {
   losses?: { bf16: number[]; float32: number[] };
 }
 
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const readExpected = (folder: string) =>
   JSON.parse(readFileSync(join(folder, 'expected.json'), 'utf8')) as Expected;
 const files = (folder: string) => ({
@@ -42,18 +39,6 @@ const files = (folder: string) => ({
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-async function baseModel(expected: Expected): Promise<CausalLM> {
-  const weights = join(MODELS, expected.base, 'model.safetensors');
-  expect(sha256(weights), `${expected.base} changed since the fixture was generated`).toBe(
-    expected.base_sha256,
-  );
-  return loadModel(join(MODELS, expected.base));
-}
-
-function logitsOf(model: CausalLM, ids: number[][]): tf.Tensor {
-  return model.forward({ inputIds: ids }).logits;
-}
 
 /** max |a − b| / max |b|. */
 function relative(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -94,11 +79,11 @@ describe('an adapter trained by PEFT with create_lorafa_optimizer', () => {
   });
 
   it("loads as LoRA (loadAdapter, @peft/lora) and as LoRA-FA (loadLoraFaAdapter) with PEFT's logits, also merged", async () => {
-    const asLora = await loadAdapter(await baseModel(expected), PEFT_FOLDER);
+    const asLora = await loadAdapter(await loadPinnedFixtureModel(expected), PEFT_FOLDER);
     const loraModel = asLora.model;
     expect(loraModel.getSubmodule('transformer.h.0.attn.c_attn')).toBeInstanceOf(LoraLayer);
     const loraDiff = maxAbsDiff(logitsOf(loraModel, expected.input_ids), want);
-    const faModel = await baseModel(expected);
+    const faModel = await loadPinnedFixtureModel(expected);
     const asFa = loadLoraFaAdapter(faModel, files(PEFT_FOLDER));
     asFa.eval();
     expect(faModel.getSubmodule('transformer.h.1.mlp.c_fc')).toBeInstanceOf(LoraFaLayer);
@@ -114,7 +99,7 @@ describe('an adapter trained by PEFT with create_lorafa_optimizer', () => {
 
   it("replays PEFT's training run from the initial adapter: losses, first moments and every B, step by step", async () => {
     const { optimizer: hyper, batches, losses } = expected;
-    const model = await baseModel(expected);
+    const model = await loadPinnedFixtureModel(expected);
     const peft: PeftModel<CausalLM> = loadLoraFaAdapter(model, files(join(PEFT_FOLDER, 'initial')));
     peft.eval(); // as the fixture: the base's dropout off
     const optimizer = await LoraFaOptimizer.create(peft, { lr: hyper!.lr, weightDecay: hyper!.weight_decay });
@@ -170,25 +155,20 @@ describe('an adapter trained by @peft/lora-fa, loaded by Hugging Face PEFT', () 
   const folder = join(FIXTURES, 'ours-lorafa-llama');
 
   it(`PEFT's check is recorded for exactly these files, within ${TOLERANCE}, and PEFT went on training it`, async () => {
-    const checkFile = join(folder, 'peft_check.json');
-    expect(existsSync(checkFile), 'run fixtures/generate_fixtures.py --check-ours').toBe(true);
-    const check = JSON.parse(readFileSync(checkFile, 'utf8')) as {
-      ok: boolean;
-      files_sha256: Record<string, string>;
-      max_abs_diff: Record<string, number>;
-      continued_training_with_create_lorafa_optimizer: boolean;
-    };
-    for (const [file, hash] of Object.entries(check.files_sha256)) {
-      expect(sha256(join(folder, file)), `${file} changed after PEFT checked it`).toBe(hash);
-    }
-    expect(check.ok).toBe(true);
+    const check = expectPeftCheck<PeftCheck & { continued_training_with_create_lorafa_optimizer: boolean }>(
+      folder,
+      {
+        howToWrite: 'run fixtures/generate_fixtures.py --check-ours',
+        tolerance: TOLERANCE,
+        record: (_, diff) =>
+          measured.push(`our LoRA-FA adapter in PEFT, logits (PEFT vs ours): ${diff.toExponential(2)}`),
+      },
+    );
+    expect(Object.keys(check.max_abs_diff)).toEqual(['default']);
     expect(check.continued_training_with_create_lorafa_optimizer).toBe(true);
-    const diff = check.max_abs_diff.default!;
-    measured.push(`our LoRA-FA adapter in PEFT, logits (PEFT vs ours): ${diff.toExponential(2)}`);
-    expect(diff).toBeLessThan(TOLERANCE);
     // And we still compute the logits PEFT confirmed.
     const expected = readExpected(folder);
-    const model = await baseModel(expected);
+    const model = await loadPinnedFixtureModel(expected);
     (await loadAdapter(model, folder)).eval();
     expect(
       maxAbsDiff(logitsOf(model, expected.input_ids), tf.tensor(expected.adapters.default!.logits)),

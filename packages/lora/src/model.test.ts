@@ -5,20 +5,25 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  AdamW,
-  AdapterLayer,
-  Linear,
-  type ModulesToSaveWrapper,
-  manualSeed,
-  PeftModel,
-  Trainer,
-} from '@peft/core';
+import { Linear, type ModulesToSaveWrapper, manualSeed, PeftModel } from '@peft/core';
 import { loadAdapter, saveAdapter } from '@peft/core/node';
+import {
+  languageModelLoss,
+  maxAbsDiff,
+  parameterValues,
+  ToyLM,
+  tokenIds,
+  toyLMWithBaseOf,
+} from '@peft/testing';
+import {
+  expectDisablingGivesBase,
+  expectMergingMatchesAdapter,
+  expectOnlyAdapterTensorsTrain,
+  expectSafeMergeRefusesNaN,
+} from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { getLoraModel, LoraLayer, loraConfig, loraModelFromConfigJson } from './index.js';
-import { languageModelLoss, maxAbsDiff, ToyLM, tokenIds } from './toy_model.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -33,12 +38,6 @@ afterEach(async () => {
 
 /** Adapted layers on both layouts: Conv1D (c_attn, c_fc) and Linear (down_proj). */
 const TARGETS = ['c_attn', 'c_fc', 'down_proj'];
-
-function snapshot(model: ToyLM | PeftModel, filter: (name: string) => boolean = () => true) {
-  return new Map(
-    [...model.namedParameters()].filter(([n]) => filter(n)).map(([n, p]) => [n, p.value.dataSync().slice()]),
-  );
-}
 
 describe('getLoraModel', () => {
   it('wraps the targets in place under PEFT names and trains only lora_A / lora_B', () => {
@@ -109,23 +108,7 @@ describe('merging (PEFT _test_merge_layers, _test_safe_merge, _test_merge_layers
     const ids = tokenIds();
     const base = model.forward(ids);
     const peft = getLoraModel(model, { r: 3, loraAlpha: 6, targetModules: TARGETS, initLoraWeights: false });
-    const adapted = model.forward(ids);
-    expect(maxAbsDiff(adapted, base)).toBeGreaterThan(1e-2);
-    peft.merge();
-    const merged = model.forward(ids);
-    expect(maxAbsDiff(merged, adapted)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(merged, base)).toBeGreaterThan(1e-2);
-    peft.merge(); // idempotent
-    expect(maxAbsDiff(model.forward(ids), merged)).toBe(0);
-    peft.unmerge();
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBeLessThan(1e-4);
-    peft.merge({ safe: true });
-    expect(maxAbsDiff(model.forward(ids), merged)).toBeLessThan(1e-6); // safe and unsafe agree
-    const plain = peft.mergeAndUnload();
-    expect(plain).toBe(model);
-    expect([...plain.namedModules()].some(([, m]) => m instanceof AdapterLayer)).toBe(false);
-    expect([...plain.namedParameters()].some(([n]) => n.includes('lora_'))).toBe(false);
-    expect(maxAbsDiff(plain.forward(ids), adapted)).toBeLessThan(1e-4);
+    expectMergingMatchesAdapter({ model, peft, ids, base, tensorPrefix: 'lora_' });
   });
 
   it('safe merge refuses NaN weights and changes nothing', () => {
@@ -134,10 +117,7 @@ describe('merging (PEFT _test_merge_layers, _test_safe_merge, _test_merge_layers
     const layer = model.getSubmodule('transformer.h.1.mlp.down_proj') as LoraLayer;
     const b = layer.loraB.get('default')!.weight;
     b.assign(tf.fill(b.shape, Number.NaN));
-    const before = snapshot(model, (n) => !n.includes('lora_'));
-    expect(() => peft.merge({ safe: true })).toThrow(/safe merge refused.*transformer\.h\.1\.mlp\.down_proj/);
-    expect(snapshot(model, (n) => !n.includes('lora_'))).toEqual(before);
-    expect(peft.adapterLayers().every(([, l]) => l.mergedAdapters.length === 0)).toBe(true);
+    expectSafeMergeRefusesNaN({ model, peft, tensorPrefix: 'lora_' }, 'transformer.h.1.mlp.down_proj');
   });
 });
 
@@ -152,28 +132,7 @@ describe('disabling (PEFT _test_disable_adapter, test_disable_adapters_with_merg
       const b = (layer as LoraLayer).loraB.get('default')!.weight;
       b.assign(tf.randomNormal(b.shape, 0, 0.5, 'float32', 3));
     }
-    const adapted = model.forward(ids);
-    expect(maxAbsDiff(adapted, base)).toBeGreaterThan(1e-2);
-    expect(
-      maxAbsDiff(
-        peft.withAdaptersDisabled(() => model.forward(ids)),
-        base,
-      ),
-    ).toBe(0);
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBe(0);
-    peft.disableAdapters();
-    expect(maxAbsDiff(model.forward(ids), base)).toBe(0);
-    peft.enableAdapters();
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBe(0);
-    // disabling while merged unmerges first
-    peft.merge();
-    expect(
-      maxAbsDiff(
-        peft.withAdaptersDisabled(() => model.forward(ids)),
-        base,
-      ),
-    ).toBeLessThan(1e-5);
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBeLessThan(1e-4);
+    expectDisablingGivesBase({ model, peft, ids, base, tensorPrefix: 'lora_' });
   });
 });
 
@@ -212,23 +171,7 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
       modulesToSave: ['lm_head'],
       loraDropout: 0.1,
     });
-    const isAdapter = (n: string) => n.includes('.lora_') || n.includes('.modules_to_save.');
-    const before = snapshot(peft);
-    const ids = tokenIds();
-    const trainer = new Trainer({
-      module: peft,
-      loss: (batch: tf.Tensor) => languageModelLoss(model, batch),
-      optimizer: new AdamW(peft.namedParameters(), { lr: 0.05, weightDecay: 0 }),
-    });
-    for (let i = 0; i < 3; i++) await trainer.trainStep(ids);
-    const after = snapshot(peft);
-    for (const [name, values] of after) {
-      const changed = values.some((v, i) => v !== before.get(name)![i]);
-      if (isAdapter(name)) expect(changed, name).toBe(true);
-      else expect(values, name).toEqual(before.get(name)); // bit-identical
-    }
-    expect([...after.keys()].filter(isAdapter)).toHaveLength(2 * 3 * 2 + 1);
-    trainer.dispose();
+    await expectOnlyAdapterTensorsTrain({ model, peft }, '.lora_', 2 * 3 * 2 + 1);
   });
 
   it('takes gradients of the lora tensors only, and runs no gradient kernel for frozen weights', async () => {
@@ -309,23 +252,15 @@ describe('saving and loading (PEFT _test_save_pretrained, test_save_load_roundtr
     });
     expect(json).toHaveProperty('base_model_name_or_path');
 
-    manualSeed(1234); // a different seed: the loaded values must win over the fresh init
-    const fresh = new ToyLM().eval();
-    fresh.loadStateDict(
-      new Map(
-        [...model.namedParameters()]
-          .filter(([n]) => !n.includes('lora_') && !n.includes('modules_to_save'))
-          .map(([n, p]) => [n.replace('.base_layer', '').replace('.original_module', ''), p.value]),
-      ),
-    );
+    const fresh = toyLMWithBaseOf(model, 'lora_');
     const loaded = await loadAdapter(fresh, dir);
     await loadAdapter(loaded, join(dir, 'extra'), { adapterName: 'extra' });
     for (const [name, expected] of outputs) {
       loaded.setAdapter(name);
       expect(maxAbsDiff(fresh.forward(ids), expected), name).toBe(0);
     }
-    const original = snapshot(peft, (n) => n.includes('lora_') || n.includes('modules_to_save'));
-    const reloaded = snapshot(loaded, (n) => n.includes('lora_') || n.includes('modules_to_save'));
+    const original = parameterValues(peft, (n) => n.includes('lora_') || n.includes('modules_to_save'));
+    const reloaded = parameterValues(loaded, (n) => n.includes('lora_') || n.includes('modules_to_save'));
     expect(reloaded).toEqual(original);
   });
 

@@ -1,9 +1,9 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { manualSeed } from '@peft/core';
+import { maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PrefixEncoder } from './layer.js';
-import { maxAbsDiff } from './models.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -11,12 +11,13 @@ import {
   Trainer,
 } from '@peft/core';
 import { type CausalLM, generate } from '@peft/models';
+import { causalLMLoss, maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { prefixTuningConfig } from './config.js';
 import { getPrefixTuningModel, prefixMethod, prefixTuningModelFromConfigJson } from './index.js';
 import type { PrefixEncoder } from './layer.js';
-import { causalLMLoss, logitsOf, maxAbsDiff, snapshot, tinyGPT2, tinyLlama } from './models.test-support.js';
+import { logitsOf, snapshot, tinyGPT2, tinyLlama } from './models.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

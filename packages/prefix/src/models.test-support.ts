@@ -1,8 +1,8 @@
-// Tiny random GPT-2 and LLaMA (grouped-query) models from @peft/models, a causal-LM loss and a few
-// tensor helpers, shared by the prefix-tuning tests.
+// Tiny random GPT-2 and LLaMA (grouped-query) models from @peft/models and a few tensor helpers,
+// shared by the prefix-tuning tests.
 import { manualSeed } from '@peft/core';
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@peft/models';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 
 export const VOCAB = 40;
 
@@ -34,35 +34,11 @@ export function tinyLlama(seed = 2): LlamaForCausalLM {
   }).eval();
 }
 
-/** Mean next-token cross-entropy of a batch of token ids. */
-export function causalLMLoss(model: CausalLM, ids: number[][]): tf.Scalar {
-  return tf.tidy(() => {
-    const logits = model.forward({ inputIds: ids.map((row) => row.slice(0, -1)) }).logits;
-    const vocab = logits.shape[2]!;
-    const targets = tf.oneHot(
-      tf.tensor1d(
-        ids.flatMap((row) => row.slice(1)),
-        'int32',
-      ),
-      vocab,
-    );
-    return tf.losses.softmaxCrossEntropy(targets, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
-}
-
 export function logitsOf(model: CausalLM, ids: number[][]): number[][][] {
   const logits = model.forward({ inputIds: ids }).logits;
   const values = logits.arraySync() as number[][][];
   logits.dispose();
   return values;
-}
-
-type TensorLike = tf.Tensor | number[] | number[][] | number[][][];
-
-const asTensor = (x: TensorLike) => (x instanceof tf.Tensor ? x : tf.tensor(x));
-
-export function maxAbsDiff(a: TensorLike, b: TensorLike): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(asTensor(a), asTensor(b)))).dataSync()[0]!);
 }
 
 /** A copy of every parameter's value by dotted name. */

@@ -3,23 +3,21 @@
 // explicit positions) and PEFT's greedy generation; prefixes saved here load in PEFT and give our
 // logits (checked by fixtures/generate_fixtures.py, recorded in peft_check.json).
 import '@tensorflow/tfjs-backend-cpu';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { adapterFiles, getPeftModel, type PeftModel, readSafetensorsAsTensors } from '@peft/core';
 import { loadAdapter } from '@peft/core/node';
 import { type CausalLM, generate } from '@peft/models';
-import { loadModel } from '@peft/models/node';
+import { maxAbsDiff } from '@peft/testing';
+import { expectPeftCheck, loadPinnedFixtureModel } from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parsePrefixTuningConfig } from './config.js';
 import './index.js';
 import { PrefixEncoder } from './layer.js';
-import { maxAbsDiff } from './models.test-support.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../models/fixtures/', import.meta.url));
 const TOLERANCE = 1e-4;
 
 interface LogitsCase {
@@ -39,18 +37,14 @@ interface PeftExpected {
   generation: { prompts: number[][]; pad_token_id: number; tokens: number[][]; min_margin: number };
 }
 
-const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 const readJson = <T>(path: string) => JSON.parse(readFileSync(path, 'utf8')) as T;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-async function loadBase(base: string, sha: string): Promise<CausalLM> {
-  expect(sha256(join(MODELS, base, 'model.safetensors')), `${base} changed since the fixture was made`).toBe(
-    sha,
-  );
-  return (await loadModel(join(MODELS, base))).eval();
+async function loadBase(expected: { base: string; base_sha256: string }): Promise<CausalLM> {
+  return (await loadPinnedFixtureModel(expected)).eval();
 }
 
 function logitsOf(model: CausalLM, c: LogitsCase): tf.Tensor {
@@ -80,7 +74,7 @@ describe('prefixes written by Hugging Face PEFT', () => {
     it(`${name}: gives PEFT's logits (plain, padded, explicit positions) and greedy tokens; files round-trip`, async () => {
       const folder = join(FIXTURES, name);
       const expected = readJson<PeftExpected>(join(folder, 'expected.json'));
-      const model = await loadBase(expected.base, expected.base_sha256);
+      const model = await loadBase(expected);
       const peft = await loadAdapter(model, folder);
       expect(peft.activeAdapter).toBe('default');
       expect(peft.countParameters().trainable).toBe(0); // loaded in inference mode, as PEFT
@@ -111,7 +105,7 @@ describe('prefixes written by Hugging Face PEFT', () => {
     it(`${name}: a fresh training-mode adapter has PEFT's parameter count`, async () => {
       const folder = join(FIXTURES, name);
       const expected = readJson<PeftExpected>(join(folder, 'expected.json'));
-      const model = await loadBase(expected.base, expected.base_sha256);
+      const model = await loadBase(expected);
       const config = readJson<Record<string, unknown>>(join(folder, 'adapter_config.json'));
       const peft = getPeftModel(model, 'prefix', {
         ...parsePrefixTuningConfig(config),
@@ -126,7 +120,7 @@ describe('prefixes written by Hugging Face PEFT', () => {
     it(`${name}: PEFT's training-mode encoder (Embedding, Linear, Tanh, Linear) gives PEFT's logits and saved tensor`, async () => {
       const folder = join(FIXTURES, name);
       const expected = readJson<PeftExpected>(join(folder, 'expected.json'));
-      const model = await loadBase(expected.base, expected.base_sha256);
+      const model = await loadBase(expected);
       const config = parsePrefixTuningConfig(readJson(join(folder, 'adapter_config.json')));
       const peft: PeftModel<CausalLM> = getPeftModel(model, 'prefix', { ...config, inferenceMode: false });
       const state = readSafetensorsAsTensors(readFileSync(join(folder, 'encoder_state.safetensors'))).tensors;
@@ -171,25 +165,16 @@ describe('prefixes written by @peft/prefix, loaded by Hugging Face PEFT', () => 
   for (const name of oursCases) {
     it(`${name}: PEFT's check is recorded for exactly these files, within ${TOLERANCE}`, async () => {
       const folder = join(FIXTURES, name);
-      const checkFile = join(folder, 'peft_check.json');
-      expect(existsSync(checkFile), 'run fixtures/generate_fixtures.py --check-ours').toBe(true);
-      const check = readJson<{
-        ok: boolean;
-        files_sha256: Record<string, string>;
-        max_abs_diff: Record<string, number>;
-      }>(checkFile);
-      for (const [file, hash] of Object.entries(check.files_sha256)) {
-        expect(sha256(join(folder, file)), `${file} changed after PEFT checked it`).toBe(hash);
-      }
-      expect(check.ok).toBe(true);
-      for (const [adapter, diff] of Object.entries(check.max_abs_diff)) {
-        measured.push(`${name}/${adapter} (PEFT vs ours): ${diff.toExponential(2)}`);
-        expect(diff).toBeLessThan(TOLERANCE);
-      }
+      const check = expectPeftCheck(folder, {
+        howToWrite: 'run fixtures/generate_fixtures.py --check-ours',
+        tolerance: TOLERANCE,
+        record: (adapter, diff) =>
+          measured.push(`${name}/${adapter} (PEFT vs ours): ${diff.toExponential(2)}`),
+      });
       // And we still compute, from the files, the logits that PEFT confirmed.
       const expected = readJson<OursExpected>(join(folder, 'expected.json'));
       expect(Object.keys(check.max_abs_diff).sort()).toEqual(Object.keys(expected.adapters).sort());
-      const model = await loadBase(expected.base, expected.base_sha256);
+      const model = await loadBase(expected);
       let peft: PeftModel<CausalLM> | null = null;
       for (const [adapter, { folder: sub }] of Object.entries(expected.adapters)) {
         peft = await loadAdapter(peft ?? model, join(folder, sub), { adapterName: adapter });

@@ -3,10 +3,11 @@
 // and core's `registerTrainingKernels()` (run by `initBackend`) provides.
 import '@tensorflow/tfjs-backend-cpu';
 import { AdamW, initBackend, Trainer } from '@peft/core';
+import { causalLMLoss } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPrefixTuningModel } from './index.js';
-import { causalLMLoss, snapshot, tinyGPT2 } from './models.test-support.js';
+import { snapshot, tinyGPT2 } from './models.test-support.js';
 
 const IDS = [
   [3, 14, 15, 9, 2, 6],

@@ -1,9 +1,9 @@
 import '@tensorflow/tfjs-backend-cpu';
 import { Linear, manualSeed, Parameter } from '@peft/core';
+import { maxAbsDiff } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { VeraLayer, type VeraLayerConfig } from './layer.js';
-import { maxAbsDiff } from './toy_model.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

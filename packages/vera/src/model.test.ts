@@ -5,18 +5,22 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  AdamW,
-  AdapterLayer,
-  getPeftMethod,
-  Linear,
-  type Module,
-  manualSeed,
-  type PeftModel,
-  readSafetensorsAsTensors,
-  Trainer,
-} from '@peft/core';
+import { getPeftMethod, Linear, manualSeed, type PeftModel, readSafetensorsAsTensors } from '@peft/core';
 import { loadAdapter, saveAdapter } from '@peft/core/node';
+import {
+  languageModelLoss,
+  maxAbsDiff,
+  parameterValues,
+  ToyLM,
+  tokenIds,
+  toyLMWithBaseOf,
+} from '@peft/testing';
+import {
+  expectDisablingGivesBase,
+  expectMergingMatchesAdapter,
+  expectOnlyAdapterTensorsTrain,
+  expectSafeMergeRefusesNaN,
+} from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -28,7 +32,6 @@ import {
   veraMethod,
   veraModelFromConfigJson,
 } from './index.js';
-import { languageModelLoss, maxAbsDiff, ToyLM, tokenIds } from './toy_model.test-support.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -43,12 +46,6 @@ afterEach(async () => {
 
 /** Layers of four sizes (d=8): c_attn 8→24, c_proj 8→8 and 32→8, c_fc 8→32 (Conv1D); down_proj 8→8 (Linear). */
 const TARGETS = ['c_attn', 'c_proj', 'c_fc', 'down_proj'];
-
-function snapshot(model: Module, filter: (name: string) => boolean = () => true) {
-  return new Map(
-    [...model.namedParameters()].filter(([n]) => filter(n)).map(([n, p]) => [n, p.value.dataSync().slice()]),
-  );
-}
 
 function veraLayers(peft: PeftModel): [string, VeraLayer][] {
   return peft.adapterLayers() as [string, VeraLayer][];
@@ -240,24 +237,8 @@ describe('merging (PEFT _test_merge_layers, _test_safe_merge, _test_merge_layers
     const ids = tokenIds();
     const base = model.forward(ids);
     const peft = getVeraModel(model, { r: 3, targetModules: TARGETS, initWeights: false });
-    const adapted = model.forward(ids);
-    expect(maxAbsDiff(adapted, base)).toBeGreaterThan(1e-2);
-    peft.merge();
-    const merged = model.forward(ids);
-    expect(maxAbsDiff(merged, adapted)).toBeLessThan(1e-4);
-    expect(maxAbsDiff(merged, base)).toBeGreaterThan(1e-2);
-    peft.merge(); // idempotent
-    expect(maxAbsDiff(model.forward(ids), merged)).toBe(0);
-    peft.unmerge();
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBeLessThan(1e-4);
-    peft.merge({ safe: true });
-    expect(maxAbsDiff(model.forward(ids), merged)).toBeLessThan(1e-6); // safe and unsafe agree
-    const plain = peft.mergeAndUnload();
-    expect(plain).toBe(model);
-    expect([...plain.namedModules()].some(([, m]) => m instanceof AdapterLayer)).toBe(false);
-    expect([...plain.namedParameters()].some(([n]) => n.includes('vera_'))).toBe(false);
+    expectMergingMatchesAdapter({ model, peft, ids, base, tensorPrefix: 'vera_' });
     expect([...peft.namedBuffers()]).toEqual([]); // the shared projections are gone too
-    expect(maxAbsDiff(plain.forward(ids), adapted)).toBeLessThan(1e-4);
   });
 
   it('safe merge refuses NaN weights and changes nothing', () => {
@@ -266,10 +247,7 @@ describe('merging (PEFT _test_merge_layers, _test_safe_merge, _test_merge_layers
     const layer = model.getSubmodule('transformer.h.1.mlp.down_proj') as VeraLayer;
     const lambdaD = layer.veraLambdaD.get('default')!;
     lambdaD.assign(tf.fill(lambdaD.shape, Number.NaN));
-    const before = snapshot(model, (n) => !n.includes('vera_'));
-    expect(() => peft.merge({ safe: true })).toThrow(/safe merge refused.*transformer\.h\.1\.mlp\.down_proj/);
-    expect(snapshot(model, (n) => !n.includes('vera_'))).toEqual(before);
-    expect(peft.adapterLayers().every(([, l]) => l.mergedAdapters.length === 0)).toBe(true);
+    expectSafeMergeRefusesNaN({ model, peft, tensorPrefix: 'vera_' }, 'transformer.h.1.mlp.down_proj');
   });
 });
 
@@ -281,28 +259,7 @@ describe('disabling (PEFT _test_disable_adapter, test_disable_adapters_with_merg
     const peft = getVeraModel(model, { r: 4, targetModules: TARGETS });
     expect(maxAbsDiff(model.forward(ids), base)).toBe(0); // λ_b = 0
     perturb(peft);
-    const adapted = model.forward(ids);
-    expect(maxAbsDiff(adapted, base)).toBeGreaterThan(1e-2);
-    expect(
-      maxAbsDiff(
-        peft.withAdaptersDisabled(() => model.forward(ids)),
-        base,
-      ),
-    ).toBe(0);
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBe(0);
-    peft.disableAdapters();
-    expect(maxAbsDiff(model.forward(ids), base)).toBe(0);
-    peft.enableAdapters();
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBe(0);
-    // disabling while merged unmerges first
-    peft.merge();
-    expect(
-      maxAbsDiff(
-        peft.withAdaptersDisabled(() => model.forward(ids)),
-        base,
-      ),
-    ).toBeLessThan(1e-5);
-    expect(maxAbsDiff(model.forward(ids), adapted)).toBeLessThan(1e-4);
+    expectDisablingGivesBase({ model, peft, ids, base, tensorPrefix: 'vera_' });
   });
 });
 
@@ -315,25 +272,9 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
       modulesToSave: ['lm_head'],
       veraDropout: 0.1,
     });
-    const isAdapter = (n: string) => n.includes('.vera_lambda_') || n.includes('.modules_to_save.');
-    const before = snapshot(peft);
     const projections = [...peft.namedBuffers()].map(([, p]) => p.value.dataSync().slice());
-    const ids = tokenIds();
-    const trainer = new Trainer({
-      module: peft,
-      loss: (batch: tf.Tensor) => languageModelLoss(model, batch),
-      optimizer: new AdamW(peft.namedParameters(), { lr: 0.05, weightDecay: 0 }),
-    });
-    for (let i = 0; i < 3; i++) await trainer.trainStep(ids);
-    const after = snapshot(peft);
-    for (const [name, values] of after) {
-      const changed = values.some((v, i) => v !== before.get(name)![i]);
-      if (isAdapter(name)) expect(changed, name).toBe(true);
-      else expect(values, name).toEqual(before.get(name)); // bit-identical
-    }
-    expect([...after.keys()].filter(isAdapter)).toHaveLength(2 * 5 * 2 + 1);
+    await expectOnlyAdapterTensorsTrain({ model, peft }, '.vera_lambda_', 2 * 5 * 2 + 1);
     expect([...peft.namedBuffers()].map(([, p]) => p.value.dataSync())).toEqual(projections);
-    trainer.dispose();
   });
 
   it('takes gradients of the lambdas only, and runs no gradient kernel for frozen weights or projections', async () => {
@@ -384,20 +325,6 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
 });
 
 describe('saving and loading (PEFT _test_save_pretrained, test_save_load_roundtrip, test_vera.py)', () => {
-  /** A fresh model with `model`'s base weights (adapter layers and copies unwrapped). */
-  function sameBase(model: ToyLM): ToyLM {
-    manualSeed(1234); // a different seed: the loaded values must win over the fresh init
-    const fresh = new ToyLM().eval();
-    fresh.loadStateDict(
-      new Map(
-        [...model.namedParameters()]
-          .filter(([n]) => !n.includes('vera_') && !n.includes('modules_to_save'))
-          .map(([n, p]) => [n.replace('.base_layer', '').replace('.original_module', ''), p.value]),
-      ),
-    );
-    return fresh;
-  }
-
   it('writes the lambdas and base_model.vera_A / vera_B under PEFT keys, and loads back identical outputs', async () => {
     dir = await mkdtemp(join(tmpdir(), 'vera-'));
     const model = new ToyLM().eval();
@@ -447,7 +374,7 @@ describe('saving and loading (PEFT _test_save_pretrained, test_save_load_roundtr
     expect(tensors.get('base_model.vera_A')!.shape).toEqual([3, 32]);
     tf.dispose([...tensors.values()]);
 
-    const fresh = sameBase(model);
+    const fresh = toyLMWithBaseOf(model, 'vera_');
     const loaded = await loadAdapter(fresh, dir);
     await loadAdapter(loaded, join(dir, 'extra'), { adapterName: 'extra' });
     for (const [name, expected] of outputs) {
@@ -455,7 +382,7 @@ describe('saving and loading (PEFT _test_save_pretrained, test_save_load_roundtr
       expect(maxAbsDiff(fresh.forward(ids), expected), name).toBe(0);
     }
     const isVera = (n: string) => n.includes('vera_');
-    expect(snapshot(loaded, isVera)).toEqual(snapshot(peft, isVera));
+    expect(parameterValues(loaded, isVera)).toEqual(parameterValues(peft, isVera));
     expect(maxAbsDiff(shared(loaded, 'vera_A').get('default')!.value, a.value)).toBe(0);
   });
 
@@ -475,7 +402,7 @@ describe('saving and loading (PEFT _test_save_pretrained, test_save_load_roundtr
     const { tensors } = readSafetensorsAsTensors(await readFile(join(dir, 'adapter_model.safetensors')));
     expect([...tensors.keys()].every((k) => k.includes('.vera_lambda_'))).toBe(true);
     tf.dispose([...tensors.values()]);
-    const fresh = sameBase(model);
+    const fresh = toyLMWithBaseOf(model, 'vera_');
     const loaded = await loadAdapter(fresh, dir);
     expect(maxAbsDiff(fresh.forward(ids), expected)).toBe(0);
     expect(loaded.adapter('default').config).toMatchObject({ saveProjection: false });

@@ -5,66 +5,38 @@
 // which is what lets a `save_projection=False` adapter load at all.
 import '@tensorflow/tfjs-backend-cpu';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { adapterFiles, type PeftModel } from '@peft/core';
-import { loadAdapter } from '@peft/core/node';
-import type { CausalLM } from '@peft/models';
-import { loadModel } from '@peft/models/node';
+import { logitsOf, maxAbsDiff } from '@peft/testing';
+import {
+  type AdapterFixture,
+  expectPeftCheck,
+  expectPeftWrittenAdapters,
+  loadAdapterFixture,
+} from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { VeraConfig } from './config.js';
 import { drawProjections, type SharedProjection } from './model.js';
-import { maxAbsDiff } from './toy_model.test-support.js';
 import './index.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
-const MODELS = fileURLToPath(new URL('../../models/fixtures/', import.meta.url));
 const TOLERANCE = 1e-4;
 
-interface Expected {
-  base: string;
-  base_sha256: string;
-  input_ids: number[][];
-  trainable_parameters?: { adapter: string; trainable: number; all: number };
+interface Expected extends AdapterFixture {
   projections?: Record<'vera_A' | 'vera_B', { shape: number[]; sha256: string }>;
-  adapters: Record<string, { folder: string; logits: number[][][] }>;
 }
 
-const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-const fileSha256 = (path: string) => sha256(readFileSync(path));
 const tensorSha256 = (tensor: tf.Tensor) => {
   const values = tensor.dataSync() as Float32Array;
-  return sha256(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return createHash('sha256').update(bytes).digest('hex');
 };
-const readExpected = (folder: string) =>
-  JSON.parse(readFileSync(join(folder, 'expected.json'), 'utf8')) as Expected;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-/** The base model and the fixture's adapters loaded into it. */
-async function loadFixture(
-  folder: string,
-): Promise<{ model: CausalLM; peft: PeftModel<CausalLM>; expected: Expected }> {
-  const expected = readExpected(folder);
-  const weights = join(MODELS, expected.base, 'model.safetensors');
-  expect(fileSha256(weights), `${expected.base} changed since the fixture was generated`).toBe(
-    expected.base_sha256,
-  );
-  const model = await loadModel(join(MODELS, expected.base));
-  let peft: PeftModel<CausalLM> | null = null;
-  for (const [name, { folder: sub }] of Object.entries(expected.adapters)) {
-    peft = await loadAdapter(peft ?? model, join(folder, sub), { adapterName: name });
-  }
-  return { model, peft: peft!, expected };
-}
-
-function logitsOf(model: CausalLM, ids: number[][]): tf.Tensor {
-  return model.forward({ inputIds: ids }).logits;
-}
 
 /** Largest difference per case, printed at the end for the record. */
 const measured: string[] = [];
@@ -83,37 +55,14 @@ describe('adapters written by Hugging Face PEFT', () => {
 
   for (const name of peftCases) {
     it(`${name}: loads, gives PEFT's logits (adapter, merged), and is written back byte for byte`, async () => {
-      const folder = join(FIXTURES, name);
-      const { model, peft, expected } = await loadFixture(folder);
-      for (const [adapter, { folder: sub, logits }] of Object.entries(expected.adapters)) {
-        peft.setAdapter(adapter);
-        const want = tf.tensor(logits);
-        const diff = maxAbsDiff(logitsOf(model, expected.input_ids), want);
-        measured.push(`${name}/${adapter}: ${diff.toExponential(2)}`);
-        expect(diff, `${name}/${adapter}`).toBeLessThan(TOLERANCE);
-        peft.merge();
-        expect(
-          maxAbsDiff(logitsOf(model, expected.input_ids), want),
-          `${name}/${adapter} merged`,
-        ).toBeLessThan(TOLERANCE);
-        peft.unmerge();
-        // Same files: our writer reproduces PEFT's adapter_config.json and adapter_model.safetensors.
-        const files = await adapterFiles(peft, adapter);
-        expect(files.config, `${name}/${adapter} config`).toBe(
-          readFileSync(join(folder, sub, 'adapter_config.json'), 'utf8'),
-        );
-        const original = readFileSync(join(folder, sub, 'adapter_model.safetensors'));
-        expect(Buffer.from(files.weights).equals(original), `${name}/${adapter} safetensors bytes`).toBe(
-          true,
-        );
-      }
-      const count = expected.trainable_parameters!;
-      peft.setAdapter(count.adapter);
-      expect(peft.countParameters()).toEqual({ trainable: count.trainable, all: count.all });
+      await expectPeftWrittenAdapters(name, join(FIXTURES, name), {
+        tolerance: TOLERANCE,
+        record: (adapter, diff) => measured.push(`${name}/${adapter}: ${diff.toExponential(2)}`),
+      });
     });
 
     it(`${name}: the projections in the model are the ones PEFT drew, and ours from the key are the same bits`, async () => {
-      const { peft, expected } = await loadFixture(join(FIXTURES, name));
+      const { peft, expected } = await loadAdapterFixture<Expected>(join(FIXTURES, name));
       const first = Object.keys(expected.adapters)[0]!;
       const config = peft.adapter(first).config as VeraConfig;
       const a = (peft.getSubmodule('base_model.vera_A') as SharedProjection).get(first)!.value;
@@ -152,23 +101,14 @@ describe('adapters written by @peft/vera, loaded by Hugging Face PEFT', () => {
   for (const name of oursCases) {
     it(`${name}: PEFT's check is recorded for exactly these files, within ${TOLERANCE}`, async () => {
       const folder = join(FIXTURES, name);
-      const checkFile = join(folder, 'peft_check.json');
-      expect(existsSync(checkFile), 'run fixtures/generate_fixtures.py --check-ours').toBe(true);
-      const check = JSON.parse(readFileSync(checkFile, 'utf8')) as {
-        ok: boolean;
-        files_sha256: Record<string, string>;
-        max_abs_diff: Record<string, number>;
-      };
-      for (const [file, hash] of Object.entries(check.files_sha256)) {
-        expect(fileSha256(join(folder, file)), `${file} changed after PEFT checked it`).toBe(hash);
-      }
-      expect(check.ok).toBe(true);
-      for (const [adapter, diff] of Object.entries(check.max_abs_diff)) {
-        measured.push(`${name}/${adapter} (PEFT vs ours): ${diff.toExponential(2)}`);
-        expect(diff).toBeLessThan(TOLERANCE);
-      }
+      const check = expectPeftCheck(folder, {
+        howToWrite: 'run fixtures/generate_fixtures.py --check-ours',
+        tolerance: TOLERANCE,
+        record: (adapter, diff) =>
+          measured.push(`${name}/${adapter} (PEFT vs ours): ${diff.toExponential(2)}`),
+      });
       // And we still compute the logits that PEFT confirmed, which are not the base model's.
-      const { model, peft, expected } = await loadFixture(folder);
+      const { model, peft, expected } = await loadAdapterFixture<Expected>(folder);
       expect(Object.keys(check.max_abs_diff).sort()).toEqual(Object.keys(expected.adapters).sort());
       const base = peft.withAdaptersDisabled(() => logitsOf(model, expected.input_ids));
       for (const [adapter, { logits }] of Object.entries(expected.adapters)) {

@@ -3,10 +3,10 @@
 // gradients agree with the cpu backend.
 import '@tensorflow/tfjs-backend-cpu';
 import { initBackend, manualSeed } from '@peft/core';
+import { languageModelLoss, ToyLM, tokenIds } from '@peft/testing';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getVeraModel } from './index.js';
-import { languageModelLoss, ToyLM, tokenIds } from './toy_model.test-support.js';
 
 beforeAll(async () => {
   const report = await initBackend({ backend: 'wasm' });

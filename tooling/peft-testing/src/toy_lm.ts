@@ -1,8 +1,8 @@
 // A tiny language model built from core's modules with GPT-2's module names and layers of several
-// sizes, for the VeRA unit tests: `transformer.h.{i}.attn.c_attn` (d→3d), `attn.c_proj` (d→d),
-// `mlp.c_fc` (d→4d), `mlp.c_proj` (4d→d), all Conv1D layout as GPT-2, a Linear-layout
-// `mlp.down_proj` (d→d), and `lm_head`.
-import { Embedding, LayerNorm, Linear, Module, ModuleDict } from '@peft/core';
+// sizes, for the technique packages' unit tests: `transformer.wte`, `transformer.h.{i}.attn.c_attn`
+// (d→3d), `attn.c_proj` (d→d), `mlp.c_fc` (d→4d), `mlp.c_proj` (4d→d), all Conv1D layout as GPT-2,
+// a LLaMA-style Linear-layout `mlp.down_proj` (d→d), and `lm_head`.
+import { Embedding, LayerNorm, Linear, Module, ModuleDict, manualSeed } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 interface Layer {
@@ -104,10 +104,6 @@ export function languageModelLoss(model: ToyLM, ids: tf.Tensor): tf.Scalar {
   });
 }
 
-export function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
-}
-
 /** Fixed token ids `[2, 6]`. */
 export function tokenIds(vocab = 13): tf.Tensor {
   return tf.tensor2d(
@@ -118,4 +114,32 @@ export function tokenIds(vocab = 13): tf.Tensor {
     undefined,
     'int32',
   );
+}
+
+/** A copy of every parameter's values by dotted name, those `filter` keeps. */
+export function parameterValues(
+  model: Module,
+  filter: (name: string) => boolean = () => true,
+): Map<string, tf.TypedArray> {
+  return new Map(
+    [...model.namedParameters()].filter(([n]) => filter(n)).map(([n, p]) => [n, p.value.dataSync().slice()]),
+  );
+}
+
+/**
+ * A fresh `ToyLM` (drawn from another seed) holding `model`'s base weights: adapter layers and
+ * `modules_to_save` copies unwrapped, the technique's tensors (named `tensorPrefix…`) left out. The
+ * model to load a saved adapter into and compare with the original.
+ */
+export function toyLMWithBaseOf(model: ToyLM, tensorPrefix: string): ToyLM {
+  manualSeed(1234); // a different seed: the loaded values must win over the fresh init
+  const fresh = new ToyLM().eval();
+  fresh.loadStateDict(
+    new Map(
+      [...model.namedParameters()]
+        .filter(([n]) => !n.includes(tensorPrefix) && !n.includes('modules_to_save'))
+        .map(([n, p]) => [n.replace('.base_layer', '').replace('.original_module', ''), p.value]),
+    ),
+  );
+  return fresh;
 }
