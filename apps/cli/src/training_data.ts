@@ -1,9 +1,8 @@
 // Training text for `peft train`, as transformers' run_clm example prepares it: every document is
 // tokenized (special tokens included), the token streams are concatenated and cut into blocks of
-// --seq-len tokens (the remainder dropped), and batches draw blocks in a seeded random order, a new
-// order each epoch.
+// --seq-len tokens (the remainder dropped); core's `blockBatches` draws batches of blocks in a seeded
+// random order, a new order each epoch.
 import { readFile } from 'node:fs/promises';
-import { nextSeed } from '@peft/core';
 import type { Tokenizer } from '@peft/models';
 import { UsageError } from './errors.js';
 
@@ -36,26 +35,4 @@ export function tokenBlocks(documents: readonly string[], tokenizer: Tokenizer, 
     throw new UsageError(`the data has ${tokens.length} tokens, fewer than one block of --seq-len ${seqLen}`);
   }
   return Array.from({ length: count }, (_, i) => tokens.slice(i * seqLen, (i + 1) * seqLen));
-}
-
-/**
- * Endless batches of `batchSize` blocks: each epoch visits every block once, in an order drawn from
- * core's seeded generator (`manualSeed`); a last partial batch of an epoch is filled from the next.
- */
-export function* blockBatches(blocks: readonly number[][], batchSize: number): Generator<number[][]> {
-  let batch: number[][] = [];
-  for (;;) {
-    const order = blocks.map((_, i) => i);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = nextSeed() % (i + 1);
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    for (const index of order) {
-      batch.push(blocks[index]!);
-      if (batch.length === batchSize) {
-        yield batch;
-        batch = [];
-      }
-    }
-  }
 }

@@ -1,7 +1,6 @@
 // Training text as transformers' run_clm example prepares it (and `peft train` does): the text is
-// tokenized, cut into blocks of `seqLen` tokens (the remainder dropped), and batches draw blocks in a
-// seeded random order, a new order each epoch.
-import { nextSeed } from '@peft/core';
+// tokenized and cut into blocks of `seqLen` tokens (the remainder dropped); core's `blockBatches`
+// draws batches of blocks in a seeded random order, a new order each epoch.
 import type { Tokenizer } from '@peft/models';
 import { PlaygroundError } from './errors.js';
 
@@ -21,26 +20,4 @@ export function tokenBlocks(text: string, tokenizer: Tokenizer, seqLen: number):
   if (bad !== undefined)
     throw new PlaygroundError(`the tokenizer produced token ${bad}, outside its vocabulary`);
   return Array.from({ length: count }, (_, i) => tokens.slice(i * seqLen, (i + 1) * seqLen));
-}
-
-/**
- * Endless batches of `batchSize` blocks: each epoch visits every block once, in an order drawn from
- * core's seeded generator (`manualSeed`); a last partial batch of an epoch is filled from the next.
- */
-export function* blockBatches(blocks: readonly number[][], batchSize: number): Generator<number[][]> {
-  let batch: number[][] = [];
-  for (;;) {
-    const order = blocks.map((_, i) => i);
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = nextSeed() % (i + 1);
-      [order[i], order[j]] = [order[j]!, order[i]!];
-    }
-    for (const index of order) {
-      batch.push(blocks[index]!);
-      if (batch.length === batchSize) {
-        yield batch;
-        batch = [];
-      }
-    }
-  }
 }

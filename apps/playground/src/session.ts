@@ -4,6 +4,7 @@
 import {
   type AdapterFiles,
   adapterFiles,
+  blockBatches,
   constantScheduleWithWarmup,
   createTrainingOptimizer,
   getPeftMethod,
@@ -30,7 +31,7 @@ import {
 } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { adapterFilesFrom, zipAdapter } from './adapter_zip.js';
-import { blockBatches, tokenBlocks } from './data.js';
+import { tokenBlocks } from './data.js';
 import { PlaygroundError } from './errors.js';
 import type {
   AdapterInfo,

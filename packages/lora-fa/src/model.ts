@@ -7,6 +7,7 @@ import {
   type Module,
   type ParseAdapterConfigOptions,
   type PeftModel,
+  peftModelFromConfigJson,
   readSafetensorsAsTensors,
 } from '@peft/core';
 import {
@@ -15,7 +16,6 @@ import {
   type LoraModelOptions,
   loraConfig,
   loraMethod,
-  parseLoraConfig,
 } from '@peft/lora';
 import { LoraFaLayer } from './layer.js';
 import { createOptimizer } from './optimizer.js';
@@ -57,20 +57,7 @@ export function loraFaModelFromConfigJson<M extends Module>(
   json: string | Record<string, unknown>,
   options: LoraModelOptions & ParseAdapterConfigOptions = {},
 ): PeftModel<M> {
-  let object: unknown = json;
-  if (typeof json === 'string') {
-    try {
-      object = JSON.parse(json);
-    } catch (error) {
-      throw new Error(`LoRA-FA config is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  if (typeof object === 'object' && object !== null && !Array.isArray(object)) {
-    object = { peft_type: 'LORA', ...object };
-  }
-  const config = parseLoraConfig(object, options.onWarning ? { onWarning: options.onWarning } : {});
-  const { onWarning: _, ...rest } = options;
-  return getPeftModel(model, loraFaMethod, config, rest);
+  return peftModelFromConfigJson(model, loraFaMethod, json, options, 'LoRA-FA');
 }
 
 /**

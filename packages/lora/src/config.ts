@@ -8,6 +8,7 @@ import {
   type ParseAdapterConfigOptions,
   pythonFloat,
   type TargetModules,
+  targetModulesOrDefault,
 } from '@peft/core';
 import { z } from 'zod';
 
@@ -203,14 +204,5 @@ export function rankAndAlpha(config: LoraConfig, moduleName: string): { r: numbe
 
 /** The target selection of a config: its `target_modules`, or PEFT's default for the model type. */
 export function loraTargetModules(config: LoraConfig, modelType: string | undefined): TargetModules {
-  if (config.targetModules != null) return config.targetModules;
-  const defaults = modelType === undefined ? undefined : DEFAULT_LORA_TARGET_MODULES[modelType];
-  if (!defaults) {
-    throw new AdapterConfigError(
-      `LoRA config: target_modules is not set and there is no default for model type ${JSON.stringify(modelType ?? null)}; ` +
-        `set targetModules (defaults exist for ${Object.keys(DEFAULT_LORA_TARGET_MODULES).join(', ')})`,
-      'target_modules',
-    );
-  }
-  return defaults;
+  return targetModulesOrDefault(config.targetModules, modelType, DEFAULT_LORA_TARGET_MODULES, 'LoRA');
 }

@@ -7,6 +7,7 @@ import {
   type Module,
   type ParseAdapterConfigOptions,
   type PeftModel,
+  peftModelFromConfigJson,
 } from '@peft/core';
 import {
   type LoraConfig,
@@ -99,18 +100,5 @@ export function loraModelFromConfigJson<M extends Module>(
   json: string | Record<string, unknown>,
   options: LoraModelOptions & ParseAdapterConfigOptions = {},
 ): PeftModel<M> {
-  let object: unknown = json;
-  if (typeof json === 'string') {
-    try {
-      object = JSON.parse(json);
-    } catch (error) {
-      throw new Error(`LoRA config is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  if (typeof object === 'object' && object !== null && !Array.isArray(object) && !('peft_type' in object)) {
-    object = { ...object, peft_type: 'LORA' };
-  }
-  const config = parseLoraConfig(object, options.onWarning ? { onWarning: options.onWarning } : {});
-  const { onWarning: _, ...rest } = options;
-  return getPeftModel(model, loraMethod, config, rest);
+  return peftModelFromConfigJson(model, loraMethod, json, options, 'LoRA');
 }

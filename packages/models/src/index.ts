@@ -48,4 +48,4 @@ export {
   type Tokenizer,
   TokenizerLoadError,
 } from './tokenizer.js';
-export { type LinearSpec, ModuleBuilder, type WeightSource } from './weights.js';
+export { type LinearSpec, type ModelOptions, ModuleBuilder, type WeightSource } from './weights.js';

@@ -10,6 +10,12 @@ export interface WeightSource {
   take(name: string, shape: readonly number[]): tf.Tensor | undefined;
 }
 
+/** Options of a model class's constructor (`new GPT2LMHeadModel(config, { weights })`). */
+export interface ModelOptions {
+  /** Initial tensors by Hugging Face name (a checkpoint); missing ones are initialised. */
+  weights?: WeightSource;
+}
+
 export interface LinearSpec {
   inFeatures: number;
   outFeatures: number;

@@ -10,6 +10,7 @@ import {
   type PrefixableModel,
   type PromptEncoder,
   type PromptPeftMethod,
+  peftModelFromConfigJson,
 } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -113,18 +114,5 @@ export function prefixTuningModelFromConfigJson<M extends Module>(
   json: string | Record<string, unknown>,
   options: PrefixTuningModelOptions & ParseAdapterConfigOptions = {},
 ): PeftModel<M> {
-  let object: unknown = json;
-  if (typeof json === 'string') {
-    try {
-      object = JSON.parse(json);
-    } catch (error) {
-      throw new Error(`prefix tuning config is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  if (typeof object === 'object' && object !== null && !Array.isArray(object) && !('peft_type' in object)) {
-    object = { ...object, peft_type: 'PREFIX_TUNING' };
-  }
-  const config = parsePrefixTuningConfig(object, options.onWarning ? { onWarning: options.onWarning } : {});
-  const { onWarning: _, ...rest } = options;
-  return getPeftModel(model, prefixMethod, config, rest);
+  return peftModelFromConfigJson(model, prefixMethod, json, options, 'prefix tuning');
 }

@@ -7,6 +7,7 @@ import {
   type ParseAdapterConfigOptions,
   pythonFloat,
   type TargetModules,
+  targetModulesOrDefault,
 } from '@peft/core';
 import { DEFAULT_LORA_TARGET_MODULES } from '@peft/lora';
 import { z } from 'zod';
@@ -111,14 +112,5 @@ export function veraConfig(fields: VeraConfigInput = {}): VeraConfig {
 
 /** The target selection of a config: its `target_modules`, or PEFT's default for the model type. */
 export function veraTargetModules(config: VeraConfig, modelType: string | undefined): TargetModules {
-  if (config.targetModules != null) return config.targetModules;
-  const defaults = modelType === undefined ? undefined : DEFAULT_VERA_TARGET_MODULES[modelType];
-  if (!defaults) {
-    throw new AdapterConfigError(
-      `VeRA config: target_modules is not set and there is no default for model type ${JSON.stringify(modelType ?? null)}; ` +
-        `set targetModules (defaults exist for ${Object.keys(DEFAULT_VERA_TARGET_MODULES).join(', ')})`,
-      'target_modules',
-    );
-  }
-  return defaults;
+  return targetModulesOrDefault(config.targetModules, modelType, DEFAULT_VERA_TARGET_MODULES, 'VeRA');
 }

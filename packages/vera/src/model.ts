@@ -10,6 +10,7 @@ import {
   ParameterDict,
   type ParseAdapterConfigOptions,
   type PeftModel,
+  peftModelFromConfigJson,
   type SharedModules,
   type TargetLayer,
 } from '@peft/core';
@@ -221,18 +222,5 @@ export function veraModelFromConfigJson<M extends Module>(
   json: string | Record<string, unknown>,
   options: VeraModelOptions & ParseAdapterConfigOptions = {},
 ): PeftModel<M> {
-  let object: unknown = json;
-  if (typeof json === 'string') {
-    try {
-      object = JSON.parse(json);
-    } catch (error) {
-      throw new Error(`VeRA config is not valid JSON: ${(error as Error).message}`);
-    }
-  }
-  if (typeof object === 'object' && object !== null && !Array.isArray(object) && !('peft_type' in object)) {
-    object = { ...object, peft_type: 'VERA' };
-  }
-  const config = parseVeraConfig(object, options.onWarning ? { onWarning: options.onWarning } : {});
-  const { onWarning: _, ...rest } = options;
-  return getPeftModel(model, veraMethod, config, rest);
+  return peftModelFromConfigJson(model, veraMethod, json, options, 'VeRA');
 }

@@ -3,6 +3,7 @@
 // PEFT's field names, from an adapter_config.json-style file and/or `--set key=value`.
 import { readFile } from 'node:fs/promises';
 import {
+  blockBatches,
   constantScheduleWithWarmup,
   cosineScheduleWithWarmup,
   createTrainingOptimizer,
@@ -25,7 +26,7 @@ import { checkModelFolder, loadModelFolder, vocabSize } from '../model_folder.js
 import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
 import { checkTokenRange, tokenizerFor } from '../tokenizer_option.js';
-import { blockBatches, readDocuments, tokenBlocks } from '../training_data.js';
+import { readDocuments, tokenBlocks } from '../training_data.js';
 
 export interface TrainCommandOptions {
   model: string;

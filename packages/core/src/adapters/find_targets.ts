@@ -1,3 +1,4 @@
+import { AdapterConfigError } from '../files/adapter_config.js';
 import { Linear } from '../nn/linear.js';
 import type { Module } from '../nn/module.js';
 import { AdapterLayer } from './adapter_layer.js';
@@ -9,6 +10,29 @@ import { ModulesToSaveWrapper } from './modules_to_save.js';
  * layer except the output head).
  */
 export type TargetModules = readonly string[] | string;
+
+/**
+ * A config's target selection: its `target_modules`, or else the technique's default for the model
+ * type (PEFT's `TRANSFORMERS_MODELS_TO_<METHOD>_TARGET_MODULES_MAPPING`, given as `defaults`).
+ * `technique` names the config in the error when there is neither (`"LoRA"`).
+ */
+export function targetModulesOrDefault(
+  targetModules: TargetModules | null | undefined,
+  modelType: string | undefined,
+  defaults: Readonly<Record<string, readonly string[]>>,
+  technique: string,
+): TargetModules {
+  if (targetModules != null) return targetModules;
+  const found = modelType === undefined ? undefined : defaults[modelType];
+  if (!found) {
+    throw new AdapterConfigError(
+      `${technique} config: target_modules is not set and there is no default for model type ${JSON.stringify(modelType ?? null)}; ` +
+        `set targetModules (defaults exist for ${Object.keys(defaults).join(', ')})`,
+      'target_modules',
+    );
+  }
+  return found;
+}
 
 export interface TargetSelection {
   targetModules: TargetModules;

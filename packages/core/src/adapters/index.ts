@@ -10,13 +10,20 @@ export {
   loadAdapterFiles,
 } from './adapter_files.js';
 export { AdapterLayer } from './adapter_layer.js';
-export { findTargets, type TargetLayer, type TargetModules, type TargetSelection } from './find_targets.js';
+export {
+  findTargets,
+  type TargetLayer,
+  type TargetModules,
+  type TargetSelection,
+  targetModulesOrDefault,
+} from './find_targets.js';
 export { copyModule, findModulesToSave, ModulesToSaveWrapper } from './modules_to_save.js';
 export {
   type AddAdapterOptions,
   getPeftModel,
   type MergeOptions,
   PeftModel,
+  peftModelFromConfigJson,
   savedKey,
 } from './peft_model.js';
 export {

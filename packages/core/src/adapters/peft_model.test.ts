@@ -4,8 +4,8 @@ import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Linear } from '../nn/linear.js';
 import { manualSeed } from '../nn/random.js';
 import { AdapterLayer } from './adapter_layer.js';
-import { findTargets } from './find_targets.js';
-import { getPeftModel, PeftModel, savedKey } from './peft_model.js';
+import { findTargets, targetModulesOrDefault } from './find_targets.js';
+import { getPeftModel, PeftModel, peftModelFromConfigJson, savedKey } from './peft_model.js';
 import { getPeftMethod, registerPeftMethod } from './registry.js';
 import { resetToyFailures, ToyModel, toyMethod } from './toy_method.test-support.js';
 
@@ -78,6 +78,20 @@ describe('findTargets', () => {
     expect(() => findTargets(model, { targetModules: ['attn'] })).toThrow(
       /must be linear layers; not supported: transformer\.h\.0\.attn/,
     );
+  });
+});
+
+describe('targetModulesOrDefault', () => {
+  const defaults = { gpt2: ['c_attn'], llama: ['q_proj', 'v_proj'] };
+
+  it("gives the config's target_modules, else the default for the model type, else names what is missing", () => {
+    expect(targetModulesOrDefault(['c_fc'], 'gpt2', defaults, 'Toy')).toEqual(['c_fc']);
+    expect(targetModulesOrDefault('all-linear', undefined, defaults, 'Toy')).toBe('all-linear');
+    expect(targetModulesOrDefault(null, 'llama', defaults, 'Toy')).toEqual(['q_proj', 'v_proj']);
+    expect(() => targetModulesOrDefault(undefined, 'mystery', defaults, 'Toy')).toThrow(
+      'Toy config: target_modules is not set and there is no default for model type "mystery"; set targetModules (defaults exist for gpt2, llama)',
+    );
+    expect(() => targetModulesOrDefault(null, undefined, defaults, 'Toy')).toThrow(/for model type null;/);
   });
 });
 
@@ -261,6 +275,54 @@ describe('PeftModel with a registered technique', () => {
       peft.unmerge();
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('peftModelFromConfigJson', () => {
+  /** The toy technique, recording what its parser is given. */
+  function recordingToy() {
+    const parsed: { json: unknown; warns: boolean }[] = [];
+    const method = {
+      ...toyMethod,
+      config: {
+        ...toyMethod.config,
+        parse: (json: unknown, options?: { onWarning?: (message: string) => void }) => {
+          parsed.push({ json, warns: options?.onWarning !== undefined });
+          return toyMethod.config.parse(json);
+        },
+      },
+    };
+    return { method, parsed };
+  }
+
+  it("reads config text or an object, adds the method's peft_type when it is left out, and wraps the model", () => {
+    const { method, parsed } = recordingToy();
+    const model = new ToyModel();
+    const peft = peftModelFromConfigJson(model, method, '{"r": 2, "targetModules": ["c_attn"]}');
+    expect(parsed[0]).toEqual({ json: { r: 2, targetModules: ['c_attn'], peft_type: 'TOY' }, warns: false });
+    expect(peft.adapterNames()).toEqual(['default']);
+    expect(model.getSubmodule('transformer.h.0.attn.c_attn')).toBeInstanceOf(AdapterLayer);
+
+    const warnings: string[] = [];
+    const named = peftModelFromConfigJson(
+      new ToyModel(),
+      method,
+      { peft_type: 'OTHER', r: 2, targetModules: ['c_attn'] },
+      { adapterName: 'mine', onWarning: (m) => warnings.push(m) },
+    );
+    // A peft_type that is given is left for the method's parser to judge.
+    expect(parsed[1]).toEqual({ json: { peft_type: 'OTHER', r: 2, targetModules: ['c_attn'] }, warns: true });
+    expect(named.adapterNames()).toEqual(['mine']);
+  });
+
+  it('names the config in the error for text that is not JSON', () => {
+    const { method } = recordingToy();
+    expect(() => peftModelFromConfigJson(new ToyModel(), method, '{r: 2', {}, 'Toy')).toThrow(
+      /^Toy config is not valid JSON: /,
+    );
+    expect(() => peftModelFromConfigJson(new ToyModel(), method, '{r: 2')).toThrow(
+      /^toy config is not valid JSON: /,
+    );
   });
 });
 

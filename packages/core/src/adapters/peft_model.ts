@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type { ParseAdapterConfigOptions } from '../files/adapter_config.js';
 import type { PrefixableModel } from '../nn/attention.js';
 import { freezeParameters } from '../nn/freeze.js';
 import { Module, ModuleDict, ParameterDict } from '../nn/module.js';
@@ -599,4 +600,33 @@ export function getPeftModel<M extends Module>(
   const peft = new PeftModel(model, options);
   peft.addAdapter(options.adapterName ?? 'default', method, config);
   return peft;
+}
+
+/**
+ * Wrap `model` with a first adapter of `method` from config JSON: adapter_config.json text or its
+ * parsed object, snake_case as PEFT writes it. `peft_type` may be left out (it is the method's); the
+ * method's parser refuses any other. `configName` names the config when the text is not JSON
+ * (`"LoRA"`: "LoRA config is not valid JSON: …"). What each technique's `…ModelFromConfigJson` does.
+ */
+export function peftModelFromConfigJson<M extends Module>(
+  model: M,
+  method: PeftMethod,
+  json: string | Record<string, unknown>,
+  options: AddAdapterOptions & { adapterName?: string } & ParseAdapterConfigOptions = {},
+  configName: string = method.name,
+): PeftModel<M> {
+  let object: unknown = json;
+  if (typeof json === 'string') {
+    try {
+      object = JSON.parse(json);
+    } catch (error) {
+      throw new Error(`${configName} config is not valid JSON: ${(error as Error).message}`);
+    }
+  }
+  if (typeof object === 'object' && object !== null && !Array.isArray(object) && !('peft_type' in object)) {
+    object = { ...object, peft_type: method.peftType };
+  }
+  const { onWarning, ...rest } = options;
+  const config = method.config.parse(object, onWarning ? { onWarning } : {});
+  return getPeftModel(model, method, config, rest);
 }

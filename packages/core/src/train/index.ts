@@ -1,4 +1,5 @@
 export { AdamW, type AdamWOptions } from './adamw.js';
+export { blockBatches } from './block_batches.js';
 export { type BufferPeak, measureBufferPeak } from './buffer_peak.js';
 export { clipGradNorm, globalNorm } from './clip.js';
 export {

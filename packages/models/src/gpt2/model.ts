@@ -10,13 +10,8 @@ import {
   splitHeads,
 } from '../causal_lm.js';
 import { childLayer } from '../layer.js';
-import { ModuleBuilder, type WeightSource } from '../weights.js';
+import { type ModelOptions, ModuleBuilder } from '../weights.js';
 import { type GPT2Config, gpt2Config } from './config.js';
-
-export interface ModelOptions {
-  /** Initial tensors by Hugging Face name (a checkpoint); missing ones are initialised. */
-  weights?: WeightSource;
-}
 
 /** `attn`: Conv1D `c_attn` to q, k, v; causal attention; Conv1D `c_proj`. */
 export class GPT2Attention extends Module {

@@ -10,14 +10,9 @@ import {
   splitHeads,
 } from '../causal_lm.js';
 import { childLayer } from '../layer.js';
-import { ModuleBuilder, type WeightSource } from '../weights.js';
+import { type ModelOptions, ModuleBuilder } from '../weights.js';
 import { type LlamaConfig, llamaConfig, slidingWindow } from './config.js';
 import { RotaryEmbedding, ropeSpec } from './rope.js';
-
-export interface ModelOptions {
-  /** Initial tensors by Hugging Face name (a checkpoint); missing ones are initialised. */
-  weights?: WeightSource;
-}
 
 interface Rope {
   embedding: RotaryEmbedding;
