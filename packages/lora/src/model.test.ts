@@ -17,9 +17,11 @@ import {
 } from '@peft/testing';
 import {
   expectDisablingGivesBase,
+  expectGradientsOnlyFor,
   expectMergingMatchesAdapter,
   expectOnlyAdapterTensorsTrain,
   expectSafeMergeRefusesNaN,
+  frozenWeightShapes,
 } from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -178,21 +180,10 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
     const model = new ToyLM();
     const peft = getLoraModel(model, { r: 3, targetModules: TARGETS, initLoraWeights: false });
     const ids = tokenIds(); // loss on [2, 5] positions: no activation is shaped like a weight matrix
-    const { grads, value } = tf.variableGrads(() => languageModelLoss(model, ids));
-    const names = new Map([...peft.namedParameters()].map(([n, p]) => [p.variable.name, n]));
-    const graded = Object.keys(grads).map((v) => names.get(v));
-    expect(graded.sort()).toEqual(
-      [...peft.namedParameters()]
-        .filter(([n]) => /\.lora_[AB]\./.test(n))
-        .map(([n]) => n)
-        .sort(),
-    );
-    tf.dispose([value, ...Object.values(grads)]);
+    expectGradientsOnlyFor({ model, peft }, ids, /\.lora_[AB]\./);
 
     // A weight gradient is a kernel whose output has the weight's shape: count them on the tape.
-    const frozenShapes = [...peft.namedParameters()]
-      .filter(([, p]) => !p.requiresGrad && p.shape.length === 2)
-      .map(([, p]) => p.shape.join('x'));
+    const frozenShapes = frozenWeightShapes(peft);
     const weightGradientKernels = async () => {
       const info = await tf.profile(() => {
         const result = tf.variableGrads(() => languageModelLoss(model, ids));

@@ -17,9 +17,11 @@ import {
 } from '@peft/testing';
 import {
   expectDisablingGivesBase,
+  expectGradientsOnlyFor,
   expectMergingMatchesAdapter,
   expectOnlyAdapterTensorsTrain,
   expectSafeMergeRefusesNaN,
+  frozenWeightShapes,
 } from '@peft/testing/assertions';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -281,25 +283,14 @@ describe('training (PEFT _test_training, test_only_params_are_updated)', () => {
     const model = new ToyLM();
     const peft = getVeraModel(model, { r: 3, targetModules: TARGETS, initWeights: false });
     const ids = tokenIds(); // loss on [2, 5] positions: no activation is shaped like a weight matrix
-    const { grads, value } = tf.variableGrads(() => languageModelLoss(model, ids));
-    const names = new Map([...peft.namedParameters()].map(([n, p]) => [p.variable.name, n]));
-    const graded = Object.keys(grads).map((v) => names.get(v));
-    expect(graded.sort()).toEqual(
-      [...peft.namedParameters()]
-        .filter(([n]) => /\.vera_lambda_[bd]\./.test(n))
-        .map(([n]) => n)
-        .sort(),
-    );
-    tf.dispose([value, ...Object.values(grads)]);
+    expectGradientsOnlyFor({ model, peft }, ids, /\.vera_lambda_[bd]\./);
 
     // A weight gradient is a kernel of the backward pass whose output has the weight's shape: the
     // kernels of forward + backward minus those of the forward alone. (The folded forward, one
     // adapter without dropout, computes W + ΔW, which has the weight's shape, in the forward pass; its
     // backward computes H = dyᵀ·t, [out, r], the source of both λ gradients, which can have vera_B's
     // shape: only the base weights are checked here, and the graded variables above are the λs.)
-    const frozenShapes = [...peft.namedParameters()]
-      .filter(([, p]) => !p.requiresGrad && p.shape.length === 2)
-      .map(([, p]) => p.shape.join('x'));
+    const frozenShapes = frozenWeightShapes(peft);
     const kernelsOf = async (run: () => tf.Tensor[]) => {
       const info = await tf.profile(run);
       tf.dispose(info.result as tf.Tensor[]);

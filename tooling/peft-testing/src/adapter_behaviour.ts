@@ -3,7 +3,7 @@
 // _test_merge_layers_nan), disabling (_test_disable_adapter) and training (_test_training,
 // test_only_params_are_updated).
 import { AdamW, AdapterLayer, type PeftModel, Trainer } from '@peft/core';
-import type * as tf from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 import { maxAbsDiff } from './max_abs_diff.js';
 import { languageModelLoss, parameterValues, type ToyLM, tokenIds } from './toy_lm.js';
@@ -108,4 +108,32 @@ export async function expectOnlyAdapterTensorsTrain(
   }
   expect([...after.keys()].filter(isAdapter)).toHaveLength(count);
   trainer.dispose();
+}
+
+/**
+ * The toy loss's gradients (`tf.variableGrads` over every trainable variable) are taken for exactly
+ * the parameters whose names match `adapterTensor`.
+ */
+export function expectGradientsOnlyFor(
+  { model, peft }: Pick<AdaptedToyLM, 'model' | 'peft'>,
+  ids: tf.Tensor,
+  adapterTensor: RegExp,
+): void {
+  const { grads, value } = tf.variableGrads(() => languageModelLoss(model, ids));
+  const names = new Map([...peft.namedParameters()].map(([n, p]) => [p.variable.name, n]));
+  const graded = Object.keys(grads).map((v) => names.get(v));
+  expect(graded.sort()).toEqual(
+    [...peft.namedParameters()]
+      .filter(([n]) => adapterTensor.test(n))
+      .map(([n]) => n)
+      .sort(),
+  );
+  tf.dispose([value, ...Object.values(grads)]);
+}
+
+/** Shapes (`"8x24"`) of the frozen weight matrices: a kernel with such an output computes a weight gradient. */
+export function frozenWeightShapes(peft: PeftModel): string[] {
+  return [...peft.namedParameters()]
+    .filter(([, p]) => !p.requiresGrad && p.shape.length === 2)
+    .map(([, p]) => p.shape.join('x'));
 }

@@ -4,9 +4,11 @@
 
 export {
   expectDisablingGivesBase,
+  expectGradientsOnlyFor,
   expectMergingMatchesAdapter,
   expectOnlyAdapterTensorsTrain,
   expectSafeMergeRefusesNaN,
+  frozenWeightShapes,
 } from './adapter_behaviour.js';
 export {
   type AdapterFixture,
