@@ -15,7 +15,14 @@ import { findPeerPython, type PeerOutput, runPeer } from './peer.js';
 import type { BenchResults, MachineInfo, TechniqueResult } from './results.js';
 import { runTechnique, type TaskRun } from './run_technique.js';
 import { runSpeedChecks, type SpeedResults } from './speed.js';
-import { evaluate, prepareTaskData, TASKS, type TaskName } from './tasks.js';
+import {
+  accuracyInterval,
+  evaluate,
+  prepareTaskData,
+  sentimentReference,
+  TASKS,
+  type TaskName,
+} from './tasks.js';
 import { loadTechniques, type Technique } from './techniques.js';
 
 export interface BenchOptions {
@@ -120,11 +127,16 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   probe.dispose();
   const baseline = {
     accuracy: baseEval.accuracy!,
+    accuracy_interval: accuracyInterval(baseEval.accuracy!, data.sentimentTest.length),
     perplexity: baseEval.perplexity!,
     moby_perplexity: baseEval.mobyPerplexity,
   };
   log(
     `base model: sentiment accuracy ${(100 * baseline.accuracy).toFixed(1)}%, SOTU perplexity ${baseline.perplexity.toFixed(3)}, Moby-Dick perplexity ${baseline.moby_perplexity.toFixed(3)}`,
+  );
+  const reference = sentimentReference(data, options.steps, options.batch);
+  log(
+    `sentiment reference: word naive Bayes on the same ${reference.training_sentences} training sentences ${(100 * reference.word_naive_bayes_accuracy).toFixed(1)}%, majority class ${(100 * reference.majority_class_accuracy).toFixed(1)}%`,
   );
 
   const runs = new Map<string, Partial<Record<TaskName, TaskRun>>>();
@@ -241,6 +253,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     model: modelInfo,
     machine,
     baseline,
+    sentiment_reference: reference,
     techniques,
     skipped: missing,
     peer: peerInfo,
@@ -294,6 +307,7 @@ function techniqueResult(
     time_split: timeSplit,
     eval: {
       accuracy: sentiment.evaluation.accuracy!,
+      accuracy_interval: accuracyInterval(sentiment.evaluation.accuracy!, options.sentimentTest),
       perplexity: sotu.evaluation.perplexity!,
       moby_perplexity_after_sentiment: sentiment.evaluation.mobyPerplexity,
       moby_perplexity_after_sotu: sotu.evaluation.mobyPerplexity,

@@ -1,6 +1,7 @@
 // What the literature claims for each technique (shared/methods.md sections 1-5 and 8), next to what
 // this run measured. Verdicts follow fixed, stated rules; at the bench's scale (a 10.8M-parameter
 // model, a few dozen steps) a "no" is a finding about this setting, not a refutation of a paper.
+import { accuracyDifferenceMargin } from './metrics.js';
 import type { BenchResults, TechniqueResult } from './results.js';
 
 export interface ClaimRow {
@@ -29,15 +30,21 @@ const ratio = (x: number) => `${x >= 10 ? x.toFixed(0) : x.toFixed(2)}x`;
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${x.toFixed(3)}`;
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
-/** Task quality next to a reference: same or better within noise (2 accuracy points, 2% perplexity). */
+/**
+ * Task quality next to a reference: same or better within noise. Accuracy: within the 95% margin of
+ * the difference of two accuracies on the run's test sentences (about ±14 points at 96); perplexity:
+ * within 2%.
+ */
 function quality(
   t: TechniqueResult,
   ref: TechniqueResult,
+  testSentences: number,
 ): { measured: string; verdict: ClaimRow['verdict'] } {
-  const accOk = t.eval.accuracy >= ref.eval.accuracy - 0.02;
+  const margin = accuracyDifferenceMargin(t.eval.accuracy, ref.eval.accuracy, testSentences);
+  const accOk = t.eval.accuracy >= ref.eval.accuracy - margin;
   const pplOk = t.eval.perplexity <= ref.eval.perplexity * 1.02;
   return {
-    measured: `accuracy ${pct(t.eval.accuracy)} vs ${pct(ref.eval.accuracy)} (${ref.method}); SOTU perplexity ${t.eval.perplexity.toFixed(3)} vs ${ref.eval.perplexity.toFixed(3)}`,
+    measured: `accuracy ${pct(t.eval.accuracy)} vs ${pct(ref.eval.accuracy)} (${ref.method}; noise ±${(100 * margin).toFixed(0)} points); SOTU perplexity ${t.eval.perplexity.toFixed(3)} vs ${ref.eval.perplexity.toFixed(3)}`,
     verdict: accOk && pplOk ? 'yes' : accOk || pplOk ? 'partly' : 'no',
   };
 }
@@ -46,6 +53,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
   const by = new Map(results.techniques.map((t) => [t.method, t]));
   const full = by.get('full');
   const lora = by.get('lora');
+  const n = results.options.sentiment_test;
   const rows: ClaimRow[] = [];
   const add = (row: ClaimRow) => rows.push(row);
   const needs = (
@@ -107,7 +115,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'lora',
       'as good as full fine-tuning (E2E BLEU 70.4 vs 68.2, GPT-2 M)',
       'LoRA paper Table 3; methods.md §1',
-      (f) => quality(t, f),
+      (f) => quality(t, f, n),
     );
     add({
       method: 'lora',
@@ -141,7 +149,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'lora-fa',
       'accuracy close to full fine-tuning and LoRA',
       'LoRA-FA paper; methods.md §2',
-      (f) => quality(t, f),
+      (f) => quality(t, f, n),
     );
   }
   if (by.has('vera')) {
@@ -154,13 +162,13 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       };
     });
     needs(lora, 'vera', 'same performance as LoRA (GLUE, E2E)', 'VeRA paper; methods.md §3', (l) =>
-      quality(t, l),
+      quality(t, l, n),
     );
   }
   if (by.has('delta-lora')) {
     const t = by.get('delta-lora')!;
     needs(lora, 'delta-lora', 'better than LoRA', 'Delta-LoRA paper abstract; methods.md §4', (l) =>
-      quality(t, l),
+      quality(t, l, n),
     );
     needs(
       lora,
@@ -192,7 +200,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'prefix',
       'matches fine-tuning (E2E BLEU 69.7 vs 68.2), better in low-data settings',
       'Prefix-Tuning paper; methods.md §5',
-      (f) => quality(t, f),
+      (f) => quality(t, f, n),
     );
   }
   for (const t of results.techniques) {

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   accuracy,
+  accuracyDifferenceMargin,
   median,
   modelFlopsUtilisation,
   perplexityFromLosses,
   perplexityFromNll,
   tokensPerSecond,
   trainingStepFlops,
+  wilsonInterval,
 } from './metrics.js';
 import { timedSteps } from './run_technique.js';
 
@@ -45,6 +47,24 @@ describe('accuracy', () => {
     expect(accuracy([0], [0])).toBe(1);
     expect(() => accuracy([1], [1, 0])).toThrow();
     expect(() => accuracy([], [])).toThrow();
+  });
+});
+
+describe('accuracy intervals', () => {
+  it('Wilson intervals match published values', () => {
+    // Newcombe (1998), Statistics in Medicine 17:857, table I: 81/263 -> 0.2553-0.3662; 0/10 -> 0-0.2775.
+    const [lo, hi] = wilsonInterval(81, 263);
+    expect(lo).toBeCloseTo(0.2553, 4);
+    expect(hi).toBeCloseTo(0.3662, 4);
+    const [zeroLo, zeroHi] = wilsonInterval(0, 10);
+    expect(zeroLo).toBe(0);
+    expect(zeroHi).toBeCloseTo(0.2775, 4);
+    expect(() => wilsonInterval(3, 2)).toThrow(/successes/);
+  });
+
+  it('the margin of a difference of accuracies is the normal approximation', () => {
+    expect(accuracyDifferenceMargin(0.5, 0.5, 96)).toBeCloseTo(1.96 * Math.sqrt(0.5 / 96), 12);
+    expect(accuracyDifferenceMargin(1, 0, 50)).toBe(0);
   });
 });
 

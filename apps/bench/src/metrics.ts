@@ -83,3 +83,27 @@ export function trainingStepFlops(shape: StepShape): number {
   const forward = 2 * tokens * weights + attention;
   return 2 * forward + 2 * tokens * shape.trainableMatmulWeights + 6 * tokens * shape.adapterParams;
 }
+
+/**
+ * Wilson score interval of a proportion (`successes` of `total`) at the normal quantile `z` (1.96:
+ * 95%): the accuracy's sampling noise at the bench's test size, which can be ±10 points at 96
+ * sentences, so differences inside it are not differences between techniques.
+ */
+export function wilsonInterval(successes: number, total: number, z = 1.96): [number, number] {
+  if (!(Number.isInteger(total) && total > 0 && successes >= 0 && successes <= total))
+    throw new Error(`wilsonInterval: need 0 <= successes <= total, total > 0 (got ${successes} of ${total})`);
+  const p = successes / total;
+  const z2 = z * z;
+  const centre = (p + z2 / (2 * total)) / (1 + z2 / total);
+  const half = (z / (1 + z2 / total)) * Math.sqrt((p * (1 - p)) / total + z2 / (4 * total * total));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+/**
+ * Half-width of the 95% interval of the difference of two accuracies, each measured on `total`
+ * sentences (normal approximation): `a` is no worse than `b` within noise when a >= b - this.
+ */
+export function accuracyDifferenceMargin(a: number, b: number, total: number, z = 1.96): number {
+  if (!(total > 0)) throw new Error('accuracyDifferenceMargin: total must be positive');
+  return z * Math.sqrt((a * (1 - a) + b * (1 - b)) / total);
+}

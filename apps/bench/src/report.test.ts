@@ -158,6 +158,22 @@ describe('report.md', () => {
     expect(md).toContain('2.00x (0.45 s)'); // the PEFT ratio column (CPU time)
   });
 
+  it('gives accuracies with their intervals and the sentiment reference rows', () => {
+    const results = fakeResults();
+    results.baseline.accuracy_interval = [0.237, 0.763];
+    results.sentiment_reference = {
+      training_sentences: 96,
+      test_sentences: 10,
+      word_naive_bayes_accuracy: 0.7,
+      word_naive_bayes_interval: [0.397, 0.892],
+      majority_class_accuracy: 0.5,
+    };
+    const text = renderMarkdown(results);
+    expect(text).toMatch(/\| base \(no training\) \|.*\| 50\.0% \(24-76\) \|/);
+    expect(text).toMatch(/\| word naive Bayes on the same 96 sentences \|.*\| 70\.0% \(40-89\) \|/);
+    expect(text).toMatch(/\| always the majority class \|.*\| 50\.0% \|/);
+  });
+
   it('names what was skipped and why, and has the claims and settings', () => {
     expect(md).toContain('- vera: @peft/vera is not installed');
     expect(md).toContain('## What the literature claims, and what this run measured');
@@ -175,6 +191,19 @@ describe('claims', () => {
     expect(speed.verdict).toBe('yes'); // 0.9 s vs 1.8 s of CPU time
     const forgetting = rows.find((r) => r.method === 'lora' && r.claim.startsWith('forgets less'))!;
     expect(forgetting.verdict).toBe('yes');
+  });
+
+  it('counts accuracy as matching within the noise of the test size', () => {
+    const results = fakeResults();
+    const quality = (acc: number, tests: number) => {
+      results.options.sentiment_test = tests;
+      results.techniques.find((t) => t.method === 'lora')!.eval.accuracy = acc;
+      return claimRows(results).find((r) => r.method === 'lora' && r.claim.includes('as good as'))!;
+    };
+    // full: 70%. 60% on 10 sentences is within the ±42-point margin; on 1000 it is not (±4).
+    expect(quality(0.6, 10).measured).toContain('noise ±42 points');
+    expect(quality(0.6, 10).verdict).toBe('yes');
+    expect(quality(0.6, 1000).verdict).not.toBe('yes');
   });
 
   it('says when the reference is missing', () => {

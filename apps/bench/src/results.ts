@@ -37,6 +37,18 @@ export interface PeerResult {
   ratio_wall: number;
 }
 
+/**
+ * Reference points for the sentiment accuracies: a word-presence naive Bayes classifier trained on
+ * the sentences the sentiment runs train on, and always answering the training set's majority class.
+ */
+export interface SentimentReference {
+  training_sentences: number;
+  test_sentences: number;
+  word_naive_bayes_accuracy: number;
+  word_naive_bayes_interval: [number, number];
+  majority_class_accuracy: number;
+}
+
 export interface TechniqueResult {
   method: string;
   label: string;
@@ -70,6 +82,8 @@ export interface TechniqueResult {
   eval: {
     /** Sentiment accuracy after the sentiment run. */
     accuracy: number;
+    /** Its 95% Wilson interval over the test sentences (absent in results of older runs). */
+    accuracy_interval?: [number, number];
     /** SOTU held-out perplexity after the SOTU run. */
     perplexity: number;
     moby_perplexity_after_sentiment: number;
@@ -101,7 +115,14 @@ export interface BenchResults {
   };
   model: { path: string; model_type: string; params: number; built_in: boolean };
   machine: MachineInfo;
-  baseline: { accuracy: number; perplexity: number; moby_perplexity: number };
+  baseline: {
+    accuracy: number;
+    accuracy_interval?: [number, number];
+    perplexity: number;
+    moby_perplexity: number;
+  };
+  /** What the sentiment run's labelled sentences support without a language model (older runs: absent). */
+  sentiment_reference?: SentimentReference;
   techniques: TechniqueResult[];
   /** Techniques asked for (or in the defaults) that could not run, and why. */
   skipped: { name: string; reason: string }[];

@@ -16,6 +16,13 @@ export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
 }
 
+/** An accuracy with its 95% interval when known: `53.1% (43-63)`. */
+export function formatAccuracy(value: number, interval?: [number, number]): string {
+  const main = `${(100 * value).toFixed(1)}%`;
+  if (!interval) return main;
+  return `${main} (${(100 * interval[0]).toFixed(0)}-${(100 * interval[1]).toFixed(0)})`;
+}
+
 function split(t: TechniqueResult): string {
   const s = t.time_split;
   if (!s) return 'n/a';
@@ -48,7 +55,7 @@ export function summaryTable(results: BenchResults): Table {
     t.tokens_per_second.toFixed(0),
     `${(100 * t.mfu).toFixed(1)}%`,
     split(t),
-    `${(100 * t.eval.accuracy).toFixed(1)}%`,
+    formatAccuracy(t.eval.accuracy, t.eval.accuracy_interval),
     t.eval.perplexity.toFixed(3),
     `${t.forgetting_perplexity_delta >= 0 ? '+' : ''}${t.forgetting_perplexity_delta.toFixed(3)}`,
     formatBytes(t.adapter_bytes),
@@ -66,12 +73,29 @@ export function summaryTable(results: BenchResults): Table {
     '',
     '',
     '',
-    `${(100 * b.accuracy).toFixed(1)}%`,
+    formatAccuracy(b.accuracy, b.accuracy_interval),
     b.perplexity.toFixed(3),
     `(Moby ppl ${b.moby_perplexity.toFixed(3)})`,
     '',
     ...(withPeer ? [''] : []),
   ]);
+  const reference = results.sentiment_reference;
+  if (reference) {
+    const blank = (accuracyCell: string) => {
+      const row = header.map(() => '');
+      row[header.indexOf('sentiment acc')] = accuracyCell;
+      return row;
+    };
+    rows.push(
+      [
+        `word naive Bayes on the same ${reference.training_sentences} sentences`,
+        ...blank(
+          formatAccuracy(reference.word_naive_bayes_accuracy, reference.word_naive_bayes_interval),
+        ).slice(1),
+      ],
+      ['always the majority class', ...blank(formatAccuracy(reference.majority_class_accuracy)).slice(1)],
+    );
+  }
   return { header, rows };
 }
 

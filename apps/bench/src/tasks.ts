@@ -18,8 +18,10 @@ import {
   splitSpeeches,
 } from './data.js';
 import { perplexity, rowLogLikelihoods } from './lm.js';
-import { accuracy } from './metrics.js';
+import { accuracy, wilsonInterval } from './metrics.js';
 import { createRng, type Rng } from './random.js';
+import type { SentimentReference } from './results.js';
+import { WordNaiveBayes } from './word_naive_bayes.js';
 
 export type TaskName = 'sentiment' | 'sotu';
 export const TASKS: readonly TaskName[] = ['sentiment', 'sotu'];
@@ -78,9 +80,47 @@ export function taskBatches(
   let next = 0;
   return () =>
     Array.from({ length: batch }, () => {
-      const example = data.sentimentTrain[next++ % data.sentimentTrain.length]!;
+      const example = sentimentTrainingExample(data, next++);
       return sentimentRow(data.encode, example.text, example.label, data.length);
     });
+}
+
+/** The `index`-th sentence of the sentiment run's stream (the training split in its fixed order, cycled). */
+function sentimentTrainingExample(data: TaskData, index: number): SentimentExample {
+  return data.sentimentTrain[index % data.sentimentTrain.length]!;
+}
+
+/**
+ * Reference points for the sentiment accuracies of a run of `steps` x `batch` sentences: word-presence
+ * naive Bayes trained on exactly the sentences the runs see, and the training majority class, both
+ * scored on the same test sentences.
+ */
+export function sentimentReference(data: TaskData, steps: number, batch: number): SentimentReference {
+  const seen = Math.min(steps * batch, data.sentimentTrain.length);
+  const training = Array.from({ length: seen }, (_, i) => sentimentTrainingExample(data, i));
+  const classifier = new WordNaiveBayes(training);
+  const labels = data.sentimentTest.map((e) => e.label);
+  const naiveBayes = accuracy(
+    data.sentimentTest.map((e) => classifier.predict(e.text)),
+    labels,
+  );
+  const positives = training.filter((e) => e.label === 1).length;
+  const majority = positives * 2 > training.length ? 1 : 0;
+  return {
+    training_sentences: seen,
+    test_sentences: labels.length,
+    word_naive_bayes_accuracy: naiveBayes,
+    word_naive_bayes_interval: accuracyInterval(naiveBayes, labels.length),
+    majority_class_accuracy: accuracy(
+      labels.map(() => majority),
+      labels,
+    ),
+  };
+}
+
+/** The 95% Wilson interval of an accuracy measured on `total` sentences. */
+export function accuracyInterval(value: number, total: number): [number, number] {
+  return wilsonInterval(Math.round(value * total), total);
 }
 
 /**
