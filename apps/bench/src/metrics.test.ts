@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   accuracy,
   accuracyDifferenceMargin,
+  linearGrowth,
   median,
   modelFlopsUtilisation,
   perplexityFromLosses,
@@ -65,6 +66,18 @@ describe('accuracy intervals', () => {
   it('the margin of a difference of accuracies is the normal approximation', () => {
     expect(accuracyDifferenceMargin(0.5, 0.5, 96)).toBeCloseTo(1.96 * Math.sqrt(0.5 / 96), 12);
     expect(accuracyDifferenceMargin(1, 0, 50)).toBe(0);
+  });
+});
+
+describe('linearGrowth', () => {
+  it('is the least-squares slope over the span, relative to the mean', () => {
+    // y = 2 + x on x in [0, 2]: slope 1, span 2, mean 3.
+    expect(linearGrowth([0, 1, 2], [2, 3, 4])).toBeCloseTo(2 / 3, 12);
+    expect(linearGrowth([0, 1, 2, 3], [5, 5, 5, 5])).toBe(0);
+    // Noise around a flat line: the fit, not the extremes.
+    expect(linearGrowth([0, 1, 2, 3], [5, 6, 5, 6])).toBeCloseTo((0.2 * 3) / 5.5, 12);
+    expect(() => linearGrowth([1], [1])).toThrow();
+    expect(() => linearGrowth([1, 1], [1, 2])).toThrow(/equal/);
   });
 });
 

@@ -222,7 +222,7 @@ async function dataParallelSpeed(
   data: TaskData,
   options: SpeedOptions,
 ): Promise<SpeedResults['data_parallel']> {
-  const steps = 2 + options.rounds;
+  const steps = 2 + 2 * options.rounds; // more measured steps than the other checks: a step pair is short, and the least disturbed counts
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
     workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
