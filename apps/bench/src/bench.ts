@@ -119,8 +119,11 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       `${data.sotuTrain.length.toLocaleString('en-US')} SOTU training tokens; ${data.sotuHeldOut.length} + ${data.mobyHeldOut.length} held-out windows`,
   );
 
-  const firstPeak = await measureMatmulPeak(options.batch * options.length, width, 3 * width);
-  log(`matmul peak: ${firstPeak.gflops.toFixed(1)} GFLOP/s on [${firstPeak.shape.join('x')}]`);
+  // The peak is sampled at the start, before every technique's runs and at the end, and the least
+  // disturbed sample kept: on a shared machine one sample can be 15% low, which would inflate MFU.
+  const samplePeak = () => measureMatmulPeak(options.batch * options.length, width, 3 * width);
+  let peakSoFar = await samplePeak();
+  log(`matmul peak: ${peakSoFar.gflops.toFixed(1)} GFLOP/s on [${peakSoFar.shape.join('x')}]`);
 
   probe.eval();
   const baseEval = evaluate(probe, data, TASKS, options.batch);
@@ -159,6 +162,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
 
   const runs = new Map<string, Partial<Record<TaskName, TaskRun>>>();
   for (const technique of available) {
+    peakSoFar = bestPeak(peakSoFar, await samplePeak());
     const perTask: Partial<Record<TaskName, TaskRun>> = {};
     for (const task of TASKS) {
       const bar = hooks.progress?.(`${technique.name} ${task}`, options.steps);
@@ -217,9 +221,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     }
   }
 
-  // Measured again at the end: on a shared machine the less disturbed of the two is the peak.
-  const peak = bestPeak(firstPeak, await measureMatmulPeak(options.batch * options.length, width, 3 * width));
-  log(`matmul peak: ${peak.gflops.toFixed(1)} GFLOP/s (the better of the start and the end of the run)`);
+  const peak = bestPeak(peakSoFar, await samplePeak());
+  log(`matmul peak: ${peak.gflops.toFixed(1)} GFLOP/s (the best of the samples along the run)`);
   const techniques = available.map((technique) =>
     techniqueResult(technique, runs.get(technique.name)!, options, peak.gflops * 1e9, baseline, peerOutput),
   );

@@ -1,4 +1,4 @@
-// End to end on a tiny random model: 2 steps, 2 techniques, every output written. Timings are
+// End to end on a tiny random model: 2 steps, 3 techniques, every output written. Timings are
 // reported by the bench, never asserted here.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { manualSeed } from '@peft/core';
 import { createModel } from '@peft/models';
 import { saveModel } from '@peft/models/node';
+import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBackend } from './backend.js';
 import { runBench } from './bench.js';
@@ -14,6 +15,7 @@ import type { BenchResults } from './results.js';
 
 let dir: string;
 let results: BenchResults;
+let tensorsBefore: number;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'peft-bench-smoke-'));
@@ -35,10 +37,12 @@ beforeAll(async () => {
   });
   await saveModel(model, join(dir, 'model'));
   model.dispose();
+  tensorsBefore = tf.memory().numTensors;
   results = await runBench({
     model: join(dir, 'model'),
     builtIn: false,
-    methods: ['full', 'lora'],
+    // prefix: a technique whose module holds tensors of its own, outside the base model.
+    methods: ['full', 'lora', 'prefix'],
     steps: 2,
     batch: 2,
     length: 16,
@@ -61,7 +65,7 @@ afterAll(async () => {
 
 describe('bench smoke run', () => {
   it('measures every technique it was asked for', () => {
-    expect(results.techniques.map((t) => t.method)).toEqual(['full', 'lora']);
+    expect(results.techniques.map((t) => t.method)).toEqual(['full', 'lora', 'prefix']);
     const [full, lora] = results.techniques;
     expect(lora!.trainable_params).toBeLessThan(full!.trainable_params);
     expect(lora!.optimizer_bytes).toBeLessThan(full!.optimizer_bytes);
@@ -83,13 +87,17 @@ describe('bench smoke run', () => {
   it("runs issue 10's speed checks: interleaved steps, inference, generation, two threads", () => {
     const speed = results.speed!;
     expect(speed.skipped).toEqual({});
-    expect(Object.keys(speed.interleaved_step_cpu_seconds)).toEqual(['full', 'lora']);
+    expect(Object.keys(speed.interleaved_step_cpu_seconds)).toEqual(['full', 'lora', 'prefix']);
     expect(speed.inference!.unmerged_seconds).toBeGreaterThan(0);
     expect(speed.generation!.length).toBeGreaterThan(0);
     const parallel = speed.data_parallel!;
     expect(parallel.threads).toBe(2);
     // The same training on one thread and on two (timings are reported, not asserted).
     expect(parallel.max_loss_difference).toBeLessThan(1e-4);
+  });
+
+  it('leaves no tensor behind (training runs, speed checks, evaluations)', () => {
+    expect(tf.memory().numTensors).toBe(tensorsBefore);
   });
 
   it('writes results.json, report.md and report.html', async () => {
@@ -100,7 +108,7 @@ describe('bench smoke run', () => {
       'report.html',
     ]);
     const json = JSON.parse(await readFile(join(dir, 'out', 'results.json'), 'utf8')) as BenchResults;
-    expect(json.techniques).toHaveLength(2);
+    expect(json.techniques).toHaveLength(3);
     const html = await readFile(join(dir, 'out', 'report.html'), 'utf8');
     expect(html).toContain('new Chart(');
   });

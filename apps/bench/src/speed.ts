@@ -3,7 +3,14 @@
 // others', inference with an adapter merged / unmerged / disabled, generation's per-token time along
 // the context, and training on several threads (DataParallelGradients) against one.
 import { availableParallelism, loadavg } from 'node:os';
-import { cosineScheduleWithWarmup, getPeftMethod, getPeftModel, manualSeed, Trainer } from '@peft/core';
+import {
+  cosineScheduleWithWarmup,
+  getPeftMethod,
+  getPeftModel,
+  type Module,
+  manualSeed,
+  Trainer,
+} from '@peft/core';
 import { DataParallelGradients } from '@peft/core/node';
 import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
@@ -89,6 +96,8 @@ async function interleavedSteps(
   const runs: {
     name: string;
     trainer: Trainer<LabelledRow[]>;
+    /** The technique's module (its own tensors: shared projections, prefixes) around the model. */
+    module: Module;
     model: CausalLM;
     next: () => LabelledRow[];
   }[] = [];
@@ -101,6 +110,7 @@ async function interleavedSteps(
       runs.push({
         name: technique.name,
         trainer,
+        module: setup.module,
         model,
         next: taskBatches(data, 'sotu', options.batch, options.seed),
       });
@@ -117,6 +127,7 @@ async function interleavedSteps(
   } finally {
     for (const run of runs) {
       run.trainer.dispose();
+      run.module.dispose();
       run.model.dispose();
     }
   }
@@ -233,6 +244,7 @@ async function dataParallelSpeed(
     backend: options.backend === 'cpu' ? 'cpu' : 'wasm',
   });
   const models: CausalLM[] = [];
+  const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
   try {
     for (const parallel of [false, true]) {
@@ -240,6 +252,7 @@ async function dataParallelSpeed(
       models.push(model);
       manualSeed(options.seed);
       const setup = await setUpTechnique(lora, model, steps);
+      modules.push(setup.module);
       trainers.push(
         trainerFor(
           setup,
@@ -284,6 +297,7 @@ async function dataParallelSpeed(
     };
   } finally {
     for (const trainer of trainers) trainer.dispose();
+    for (const module of modules) module.dispose();
     for (const model of models) model.dispose();
     await gradients.dispose();
   }
@@ -301,8 +315,12 @@ export async function runSpeedChecks(
   const attempt = async <T>(name: string, run: () => Promise<T>): Promise<T | null> => {
     try {
       const started = performance.now();
+      const tensors = tf.memory().numTensors;
       const result = await run();
-      log(`speed check ${name}: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+      const left = tf.memory().numTensors - tensors;
+      log(
+        `speed check ${name}: ${((performance.now() - started) / 1000).toFixed(0)} s${left === 0 ? '' : `, ${left} tensors left behind`}`,
+      );
       return result;
     } catch (error) {
       skipped[name] = (error as Error).message.split('\n')[0]!;
