@@ -10,19 +10,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from './backend.js';
 import { type Encode, encodeBytes } from './data.js';
 import { bestPeak, measureMatmulPeak } from './matmul_peak.js';
-import { modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
+import { accuracyInterval, modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
 import { findPeerPython, type PeerOutput, runPeer } from './peer.js';
 import type { BenchResults, MachineInfo, TechniqueResult } from './results.js';
 import { runTechnique, type TaskRun } from './run_technique.js';
 import { runSpeedChecks, type SpeedResults } from './speed.js';
-import {
-  accuracyInterval,
-  evaluate,
-  prepareTaskData,
-  sentimentReference,
-  TASKS,
-  type TaskName,
-} from './tasks.js';
+import { evaluate, prepareTaskData, sentimentReference, TASKS, type TaskName } from './tasks.js';
 import { loadTechniques, type Technique } from './techniques.js';
 
 export interface BenchOptions {

@@ -99,6 +99,11 @@ export function wilsonInterval(successes: number, total: number, z = 1.96): [num
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
+/** The 95% Wilson interval of an accuracy measured on `total` examples. */
+export function accuracyInterval(value: number, total: number): [number, number] {
+  return wilsonInterval(Math.round(value * total), total);
+}
+
 /**
  * Half-width of the 95% interval of the difference of two accuracies, each measured on `total`
  * sentences (normal approximation): `a` is no worse than `b` within noise when a >= b - this.

@@ -18,7 +18,7 @@ import {
   splitSpeeches,
 } from './data.js';
 import { perplexity, rowLogLikelihoods } from './lm.js';
-import { accuracy, wilsonInterval } from './metrics.js';
+import { accuracy, accuracyInterval } from './metrics.js';
 import { createRng, type Rng } from './random.js';
 import type { SentimentReference } from './results.js';
 import { WordNaiveBayes } from './word_naive_bayes.js';
@@ -116,11 +116,6 @@ export function sentimentReference(data: TaskData, steps: number, batch: number)
       labels,
     ),
   };
-}
-
-/** The 95% Wilson interval of an accuracy measured on `total` sentences. */
-export function accuracyInterval(value: number, total: number): [number, number] {
-  return wilsonInterval(Math.round(value * total), total);
 }
 
 /**
