@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { startBackend } from './backend.js';
 import { type Encode, encodeBytes } from './data.js';
 import { bestPeak, measureMatmulPeak } from './matmul_peak.js';
-import { accuracyInterval, modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
+import { modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
 import { findPeerPython, type PeerOutput, runPeer } from './peer.js';
 import type { BenchResults, MachineInfo, TechniqueResult } from './results.js';
 import { runTechnique, type TaskRun } from './run_technique.js';
@@ -123,7 +123,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   probe.dispose();
   const baseline = {
     accuracy: baseEval.accuracy!,
-    accuracy_interval: accuracyInterval(baseEval.accuracy!, data.sentimentTest.length),
+    accuracy_interval: baseEval.accuracyInterval!,
     perplexity: baseEval.perplexity!,
     moby_perplexity: baseEval.mobyPerplexity,
   };
@@ -244,7 +244,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       length: options.length,
       seed: options.seed,
       eval_windows: options.evalWindows,
-      sentiment_test: options.sentimentTest,
+      sentiment_test: data.sentimentTest.length,
       timing_repeats: options.timingRepeats,
       methods: available.map((t) => t.name),
     },
@@ -305,7 +305,7 @@ function techniqueResult(
     time_split: timeSplit,
     eval: {
       accuracy: sentiment.evaluation.accuracy!,
-      accuracy_interval: accuracyInterval(sentiment.evaluation.accuracy!, options.sentimentTest),
+      accuracy_interval: sentiment.evaluation.accuracyInterval!,
       perplexity: sotu.evaluation.perplexity!,
       moby_perplexity_after_sentiment: sentiment.evaluation.mobyPerplexity,
       moby_perplexity_after_sotu: sotu.evaluation.mobyPerplexity,

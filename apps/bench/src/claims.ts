@@ -53,7 +53,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
   const by = new Map(results.techniques.map((t) => [t.method, t]));
   const full = by.get('full');
   const lora = by.get('lora');
-  const n = results.options.sentiment_test;
+  const testSentences = results.options.sentiment_test;
   const rows: ClaimRow[] = [];
   const add = (row: ClaimRow) => rows.push(row);
   const needs = (
@@ -115,7 +115,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'lora',
       'as good as full fine-tuning (E2E BLEU 70.4 vs 68.2, GPT-2 M)',
       'LoRA paper Table 3; methods.md §1',
-      (f) => quality(t, f, n),
+      (f) => quality(t, f, testSentences),
     );
     add({
       method: 'lora',
@@ -149,7 +149,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'lora-fa',
       'accuracy close to full fine-tuning and LoRA',
       'LoRA-FA paper; methods.md §2',
-      (f) => quality(t, f, n),
+      (f) => quality(t, f, testSentences),
     );
   }
   if (by.has('vera')) {
@@ -162,13 +162,13 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       };
     });
     needs(lora, 'vera', 'same performance as LoRA (GLUE, E2E)', 'VeRA paper; methods.md §3', (l) =>
-      quality(t, l, n),
+      quality(t, l, testSentences),
     );
   }
   if (by.has('delta-lora')) {
     const t = by.get('delta-lora')!;
     needs(lora, 'delta-lora', 'better than LoRA', 'Delta-LoRA paper abstract; methods.md §4', (l) =>
-      quality(t, l, n),
+      quality(t, l, testSentences),
     );
     needs(
       lora,
@@ -200,7 +200,7 @@ export function claimRows(results: BenchResults): ClaimRow[] {
       'prefix',
       'matches fine-tuning (E2E BLEU 69.7 vs 68.2), better in low-data settings',
       'Prefix-Tuning paper; methods.md §5',
-      (f) => quality(t, f, n),
+      (f) => quality(t, f, testSentences),
     );
   }
   for (const t of results.techniques) {

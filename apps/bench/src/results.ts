@@ -109,6 +109,7 @@ export interface BenchResults {
     length: number;
     seed: number;
     eval_windows: number;
+    /** Sentiment test sentences scored (at most the 600 of the test split). */
     sentiment_test: number;
     timing_repeats: number;
     methods: string[];

@@ -85,6 +85,31 @@ function trainerFor(
   });
 }
 
+/**
+ * A fresh base model wrapped by `technique`, seeded, with its trainer. `module` is what to dispose:
+ * the technique's module holds the model and the technique's own tensors (shared projections,
+ * prefixes); for full fine-tuning it is the model.
+ */
+async function techniqueTrainer(
+  technique: Technique,
+  loadBase: () => Promise<CausalLM>,
+  steps: number,
+  seed: number,
+  gradients?: DataParallelGradients<LabelledRow[]>,
+): Promise<{ trainer: Trainer<LabelledRow[]>; module: Module }> {
+  const model = await loadBase();
+  manualSeed(seed);
+  let setup: Awaited<ReturnType<typeof setUpTechnique>>;
+  try {
+    setup = await setUpTechnique(technique, model, steps);
+  } catch (error) {
+    model.dispose();
+    throw error;
+  }
+  const loss = (rows: LabelledRow[]) => maskedLMLoss(model, rows);
+  return { trainer: trainerFor(setup, loss, steps, seed, gradients), module: setup.module };
+}
+
 /** Every technique's training step, interleaved round-robin: CPU seconds of every round per technique. */
 async function interleavedSteps(
   techniques: readonly Technique[],
@@ -96,22 +121,16 @@ async function interleavedSteps(
   const runs: {
     name: string;
     trainer: Trainer<LabelledRow[]>;
-    /** The technique's module (its own tensors: shared projections, prefixes) around the model. */
     module: Module;
-    model: CausalLM;
     next: () => LabelledRow[];
   }[] = [];
   try {
     for (const technique of techniques) {
-      const model = await loadBase();
-      manualSeed(options.seed);
-      const setup = await setUpTechnique(technique, model, steps);
-      const trainer = trainerFor(setup, (rows) => maskedLMLoss(model, rows), steps, options.seed);
+      const { trainer, module } = await techniqueTrainer(technique, loadBase, steps, options.seed);
       runs.push({
         name: technique.name,
         trainer,
-        module: setup.module,
-        model,
+        module,
         next: taskBatches(data, 'sotu', options.batch, options.seed),
       });
     }
@@ -128,7 +147,6 @@ async function interleavedSteps(
     for (const run of runs) {
       run.trainer.dispose();
       run.module.dispose();
-      run.model.dispose();
     }
   }
 }
@@ -233,7 +251,8 @@ async function dataParallelSpeed(
   data: TaskData,
   options: SpeedOptions,
 ): Promise<SpeedResults['data_parallel']> {
-  const steps = 2 + 2 * options.rounds; // more measured steps than the other checks: a step pair is short, and the least disturbed counts
+  // Twice the other checks' rounds: a step pair is short, and only the least disturbed one counts.
+  const steps = 2 + 2 * options.rounds;
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
     workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
@@ -243,25 +262,19 @@ async function dataParallelSpeed(
     seed: options.seed,
     backend: options.backend === 'cpu' ? 'cpu' : 'wasm',
   });
-  const models: CausalLM[] = [];
   const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
   try {
     for (const parallel of [false, true]) {
-      const model = await loadBase();
-      models.push(model);
-      manualSeed(options.seed);
-      const setup = await setUpTechnique(lora, model, steps);
-      modules.push(setup.module);
-      trainers.push(
-        trainerFor(
-          setup,
-          (rows) => maskedLMLoss(model, rows),
-          steps,
-          options.seed,
-          parallel ? gradients : undefined,
-        ),
+      const { trainer, module } = await techniqueTrainer(
+        lora,
+        loadBase,
+        steps,
+        options.seed,
+        parallel ? gradients : undefined,
       );
+      modules.push(module);
+      trainers.push(trainer);
     }
     const next = taskBatches(data, 'sotu', options.batch, options.seed);
     const load0 = loadavg()[0]!;
@@ -298,7 +311,6 @@ async function dataParallelSpeed(
   } finally {
     for (const trainer of trainers) trainer.dispose();
     for (const module of modules) module.dispose();
-    for (const model of models) model.dispose();
     await gradients.dispose();
   }
 }

@@ -81,19 +81,16 @@ export function summaryTable(results: BenchResults): Table {
   ]);
   const reference = results.sentiment_reference;
   if (reference) {
-    const blank = (accuracyCell: string) => {
-      const row = header.map(() => '');
-      row[header.indexOf('sentiment acc')] = accuracyCell;
-      return row;
-    };
+    // Rows with only a label and a sentiment accuracy.
+    const accuracyColumn = header.indexOf('sentiment acc');
+    const referenceRow = (label: string, accuracyCell: string) =>
+      header.map((_, i) => (i === 0 ? label : i === accuracyColumn ? accuracyCell : ''));
     rows.push(
-      [
+      referenceRow(
         `word naive Bayes on the same ${reference.training_sentences} sentences`,
-        ...blank(
-          formatAccuracy(reference.word_naive_bayes_accuracy, reference.word_naive_bayes_interval),
-        ).slice(1),
-      ],
-      ['always the majority class', ...blank(formatAccuracy(reference.majority_class_accuracy)).slice(1)],
+        formatAccuracy(reference.word_naive_bayes_accuracy, reference.word_naive_bayes_interval),
+      ),
+      referenceRow('always the majority class', formatAccuracy(reference.majority_class_accuracy)),
     );
   }
   return { header, rows };

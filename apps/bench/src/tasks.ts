@@ -167,6 +167,8 @@ export function trimPadding(rows: readonly LabelledRow[]): LabelledRow[] {
 export interface Evaluation {
   /** Sentiment accuracy (sentiment runs and the base model). */
   accuracy?: number;
+  /** Its 95% Wilson interval over the test sentences scored. */
+  accuracyInterval?: [number, number];
   /** SOTU held-out perplexity (SOTU runs and the base model). */
   perplexity?: number;
   /** Moby-Dick held-out perplexity. */
@@ -181,7 +183,10 @@ export function evaluate(
   batch: number,
 ): Evaluation {
   const out: Evaluation = { mobyPerplexity: perplexity(model, data.mobyHeldOut, batch) };
-  if (tasks.includes('sentiment')) out.accuracy = sentimentAccuracy(model, data, 2 * batch);
+  if (tasks.includes('sentiment')) {
+    out.accuracy = sentimentAccuracy(model, data, 2 * batch);
+    out.accuracyInterval = accuracyInterval(out.accuracy, data.sentimentTest.length);
+  }
   if (tasks.includes('sotu')) out.perplexity = perplexity(model, data.sotuHeldOut, batch);
   return out;
 }
