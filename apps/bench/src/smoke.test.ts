@@ -94,6 +94,11 @@ describe('bench smoke run', () => {
     expect(parallel.threads).toBe(2);
     // The same training on one thread and on two (timings are reported, not asserted).
     expect(parallel.max_loss_difference).toBeLessThan(1e-4);
+    // Both threads computed a shard in every measured step, and the pairs are all recorded.
+    expect(parallel.shard_seconds).toHaveLength(2);
+    expect(parallel.shard_seconds.every((s) => s > 0)).toBe(true);
+    expect(parallel.threads_seconds_all).toHaveLength(parallel.one_thread_seconds_all.length);
+    expect(Math.min(...parallel.threads_seconds_all)).toBe(parallel.threads_seconds);
   });
 
   it('leaves no tensor behind (training runs, speed checks, evaluations)', () => {

@@ -16,6 +16,7 @@ import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
+import { median } from './metrics.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
@@ -56,6 +57,15 @@ export interface SpeedResults {
     speedup: number;
     /** CPU time of all threads over one thread's, minus 1: the extra work of splitting. */
     work_overhead: number;
+    /** Every measured step pair's wall seconds: one thread, then `threads`. */
+    one_thread_seconds_all: number[];
+    threads_seconds_all: number[];
+    /** The median over step pairs of one thread's step over `threads`' (disturbances included). */
+    median_pair_speedup: number;
+    /** Median over the steps of each thread's seconds on its shard (this thread first). */
+    shard_seconds: number[];
+    /** Median over the steps of the share of the step this thread waited for the slowest worker. */
+    wait_fraction: number;
     /** Largest loss difference between the two runs (the same training, to float rounding). */
     max_loss_difference: number;
     load_average: [number, number];
@@ -251,8 +261,10 @@ async function dataParallelSpeed(
   data: TaskData,
   options: SpeedOptions,
 ): Promise<SpeedResults['data_parallel']> {
-  // Twice the other checks' rounds: a step pair is short, and only the least disturbed one counts.
-  const steps = 2 + 2 * options.rounds;
+  // Four times the other checks' rounds: a step pair is short, and only the least disturbed step of
+  // each side counts. A two-thread step is disturbed when either core is, so it needs more tries
+  // than a one-thread step to be seen undisturbed (6 pairs gave 1.50-2.01x on the same code).
+  const steps = 2 + 4 * options.rounds;
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
     workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
@@ -280,6 +292,8 @@ async function dataParallelSpeed(
     const load0 = loadavg()[0]!;
     const wall: [number[], number[]] = [[], []];
     const cpu: [number[], number[]] = [[], []];
+    const shards: number[][] = [];
+    const waits: number[] = [];
     let maxLossDifference = 0;
     for (let step = 0; step < steps; step++) {
       const rows = next();
@@ -293,6 +307,11 @@ async function dataParallelSpeed(
         if (step >= 2) {
           wall[i]!.push(timing.wall);
           cpu[i]!.push(timing.cpu);
+          const split = i === 1 ? gradients.lastStepTimings : null;
+          if (split) {
+            shards.push(split.shardSeconds);
+            waits.push(split.waitSeconds / timing.wall);
+          }
         }
       }
       maxLossDifference = Math.max(maxLossDifference, Math.abs(losses[0]! - losses[1]!));
@@ -305,6 +324,11 @@ async function dataParallelSpeed(
       threads_seconds: many,
       speedup: one / many,
       work_overhead: Math.min(...cpu[1]) / Math.min(...cpu[0]) - 1,
+      one_thread_seconds_all: wall[0],
+      threads_seconds_all: wall[1],
+      median_pair_speedup: median(wall[0].map((seconds, i) => seconds / wall[1][i]!)),
+      shard_seconds: shards[0]!.map((_, thread) => median(shards.map((s) => s[thread]!))),
+      wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
     };

@@ -94,6 +94,22 @@ describe('DataParallelGradients', () => {
     many.dispose();
   });
 
+  it("reports each thread's time on its shard and this thread's wait", async () => {
+    manualSeed(8);
+    const model = new SmallModel();
+    const gradients = await dataParallel(3);
+    expect(gradients.lastStepTimings).toBeNull();
+    const t = trainer(model, gradients);
+    await t.trainStep(rows(6, 1));
+    const timings = gradients.lastStepTimings!;
+    expect(timings.shardSeconds).toHaveLength(3);
+    for (const seconds of timings.shardSeconds) {
+      expect(Number.isFinite(seconds) && seconds > 0, String(seconds)).toBe(true);
+    }
+    expect(timings.waitSeconds).toBeGreaterThanOrEqual(0);
+    t.dispose();
+  });
+
   it('leaks no tensor on the main thread or in the workers', async () => {
     manualSeed(6);
     const model = new SmallModel();

@@ -60,6 +60,14 @@ export interface DataParallelOptions<B> {
   execArgv?: string[];
 }
 
+/** Where the last step's time went, per thread: what balances (or not) the split. */
+export interface DataParallelStepTimings {
+  /** Seconds each thread spent on its shard: this thread first, then the workers by rank. */
+  shardSeconds: number[];
+  /** Seconds this thread waited for the workers after finishing its own shard. */
+  waitSeconds: number;
+}
+
 interface Pending {
   resolve: (message: FromWorker) => void;
   reject: (error: Error) => void;
@@ -154,6 +162,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
   readonly #count: (batch: B) => number;
   #nextId = 1;
   #disposed = false;
+  #lastStepTimings: DataParallelStepTimings | null = null;
 
   private constructor(workers: WorkerHandle[], options: DataParallelOptions<B>) {
     this.#workers = workers;
@@ -287,6 +296,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
     });
     // Shard 0 here, scaled by its weight.
     let local: GradientResult;
+    const started = performance.now();
     try {
       const variables = context.parameters.map(([, p]) => p.variable);
       const { value, grads } = tf.variableGrads(() => context.loss(shards[0]!), variables);
@@ -295,6 +305,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       await Promise.allSettled(remote);
       throw error;
     }
+    const localDone = performance.now();
     let results: FromWorker[];
     try {
       results = await Promise.all(remote);
@@ -303,6 +314,13 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       await Promise.allSettled(remote);
       throw error;
     }
+    this.#lastStepTimings = {
+      shardSeconds: [
+        (localDone - started) / 1000,
+        ...results.map((message) => (message.type === 'result' ? message.seconds : Number.NaN)),
+      ],
+      waitSeconds: (performance.now() - localDone) / 1000,
+    };
     return tf.tidy(() => {
       const weight0 = tokens[0]! / total;
       let loss = tf.mul(local.loss, weight0) as tf.Scalar;
@@ -322,6 +340,11 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       tf.dispose([local.loss, ...local.grads.filter((g): g is tf.Tensor => g !== undefined)]);
       return { loss, grads };
     });
+  }
+
+  /** Where the last completed step's time went (null before the first step). */
+  get lastStepTimings(): DataParallelStepTimings | null {
+    return this.#lastStepTimings;
   }
 
   /** Live tensors and bytes in each worker (tests: leaks). */

@@ -31,6 +31,8 @@ export type FromWorker =
       type: 'result';
       id: number;
       loss: number;
+      /** Seconds the worker spent on its shard (forward, backward, reading the gradients). */
+      seconds: number;
       /** In the order of `trainable`, null where the loss does not depend on a parameter. */
       grads: (Float32Array | null)[];
     }

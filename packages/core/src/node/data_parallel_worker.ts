@@ -92,6 +92,7 @@ async function handle(message: ToWorker): Promise<void> {
       return parameter.variable;
     });
     replica.module.train();
+    const started = performance.now();
     const { value, grads } = tf.variableGrads(() => replica.loss(message.batch), variables);
     const loss = (await value.data())[0]!;
     const arrays = await Promise.all(
@@ -103,7 +104,7 @@ async function handle(message: ToWorker): Promise<void> {
     );
     tf.dispose([value, ...Object.values(grads)]);
     send(
-      { type: 'result', id: message.id, loss, grads: arrays },
+      { type: 'result', id: message.id, loss, seconds: (performance.now() - started) / 1000, grads: arrays },
       arrays.flatMap((a) => (a === null ? [] : [a.buffer as ArrayBuffer])),
     );
   } catch (error) {

@@ -15,6 +15,7 @@ export {
   type DataParallelOptions,
   type DataParallelReplica,
   type DataParallelSetup,
+  type DataParallelStepTimings,
   splitRows,
 } from './data_parallel.js';
 export { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile } from './safetensors_file.js';
