@@ -114,7 +114,12 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
 
   // The peak is sampled at the start, before every technique's runs and at the end, and the least
   // disturbed sample kept: on a shared machine one sample can be 15% low, which would inflate MFU.
-  const samplePeak = () => measureMatmulPeak(options.batch * options.length, width, 3 * width);
+  const peakSamples: number[] = [];
+  const samplePeak = async () => {
+    const sample = await measureMatmulPeak(options.batch * options.length, width, 3 * width);
+    peakSamples.push(sample.gflops);
+    return sample;
+  };
   let peakSoFar = await samplePeak();
   log(`matmul peak: ${peakSoFar.gflops.toFixed(1)} GFLOP/s on [${peakSoFar.shape.join('x')}]`);
 
@@ -224,6 +229,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     threads: report.threads,
     simd: report.simd,
     matmul_gflops: peak.gflops,
+    matmul_gflops_samples: peakSamples,
     matmul_shape: peak.shape,
     node: process.version,
     platform: `${platform()} ${release()}`,

@@ -67,6 +67,7 @@ export function fakeResults(): BenchResults {
       threads: 1,
       simd: true,
       matmul_gflops: 25,
+      matmul_gflops_samples: [21.5, 25, 24.2],
       matmul_shape: [1024, 384, 1152],
       node: 'v20',
       platform: 'linux',
@@ -156,6 +157,16 @@ describe('report.md', () => {
     expect(md).toMatch(/\| lora \| 1,000 \(1\.00%\) \|/);
     expect(md).toContain('| base (no training) |');
     expect(md).toContain('2.00x (0.45 s)'); // the PEFT ratio column (CPU time)
+  });
+
+  it('shows every matmul peak sample along the run next to the best (how disturbed the run was)', () => {
+    expect(md).toContain(
+      'matmul peak 25.0 GFLOP/s on [1024x384x1152] (the best of 3 samples along the run: 21.5, 25.0, 24.2)',
+    );
+    // Results written before the samples were recorded still render.
+    const older = fakeResults();
+    delete older.machine.matmul_gflops_samples;
+    expect(renderMarkdown(older)).toContain('matmul peak 25.0 GFLOP/s on [1024x384x1152]; ');
   });
 
   it('gives accuracies with their intervals and the sentiment reference rows', () => {

@@ -6,13 +6,19 @@ import { claimRows, speedTargets, WHAT_IT_IS } from './claims.js';
 import type { BenchResults } from './results.js';
 import { renderMarkdownTable, summaryTable, type Table } from './summary.js';
 
+/** The peak's samples along the run (absent from older results). */
+function peakSamples(samples: readonly number[] | undefined): string {
+  if (!samples || samples.length === 0) return '';
+  return ` (the best of ${samples.length} samples along the run: ${samples.map((g) => g.toFixed(1)).join(', ')})`;
+}
+
 function machineLine(r: BenchResults): string {
   const m = r.machine;
   const how =
     m.backend === 'wasm'
       ? ` (SIMD ${m.simd ? 'on' : 'off'}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`
       : '';
-  return `${m.backend}${how}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
+  return `${m.backend}${how}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]${peakSamples(m.matmul_gflops_samples)}; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
 }
 
 function claimsTable(r: BenchResults): Table {

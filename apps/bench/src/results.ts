@@ -9,6 +9,12 @@ export interface MachineInfo {
   simd: boolean;
   /** Plain matMul rate measured in this run (the MFU denominator). */
   matmul_gflops: number;
+  /**
+   * Every sample of that rate in run order (at the start, before each technique, at the end): how
+   * disturbed the machine was along the run (a sample is the best of 8 calls). Absent from
+   * results written before it was recorded.
+   */
+  matmul_gflops_samples?: number[];
   matmul_shape: [number, number, number];
   node: string;
   platform: string;

@@ -82,6 +82,10 @@ describe('bench smoke run', () => {
       );
     }
     expect(results.machine.backend).toBe('cpu');
+    // The peak is sampled at the start, before each of the 3 techniques and at the end; the best counts.
+    const samples = results.machine.matmul_gflops_samples!;
+    expect(samples).toHaveLength(5);
+    expect(results.machine.matmul_gflops).toBe(Math.max(...samples));
   });
 
   it("runs issue 10's speed checks: interleaved steps, inference, generation, two threads", () => {
