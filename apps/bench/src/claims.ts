@@ -254,7 +254,13 @@ export function speedTargets(results: BenchResults): TargetRow[] {
   if (lora) {
     rows.push({
       target: `LoRA step MFU >= 70% of the matmul peak measured in the same run (${threads})`,
-      measured: `${pct(lora.mfu)} (peak ${results.machine.matmul_gflops.toFixed(1)} GFLOP/s)`,
+      // The step is the task runs' median; the peak is the best sample. The interleaved check's
+      // least disturbed step, the same statistic as the peak's, is shown beside it.
+      measured: `${pct(lora.mfu)} (peak ${results.machine.matmul_gflops.toFixed(1)} GFLOP/s${
+        interleaved.lora !== undefined
+          ? `; ${pct(lora.flops_per_step / interleaved.lora / (results.machine.matmul_gflops * 1e9))} with the interleaved check's least disturbed step`
+          : ''
+      })`,
       met: lora.mfu >= 0.7 ? 'yes' : 'no',
     });
     rows.push(
