@@ -1,7 +1,7 @@
 // What the literature claims for each technique (shared/methods.md sections 1-5 and 8), next to what
 // this run measured. Verdicts follow fixed, stated rules; at the bench's scale (a 10.8M-parameter
 // model, a few dozen steps) a "no" is a finding about this setting, not a refutation of a paper.
-import { accuracyDifferenceMargin, linearGrowth, median } from './metrics.js';
+import { accuracyDifferenceMargin, linearGrowth, medianRatio, modelFlopsUtilisation } from './metrics.js';
 import type { BenchResults, TechniqueResult } from './results.js';
 
 export interface ClaimRow {
@@ -249,7 +249,7 @@ export function speedTargets(results: BenchResults): TargetRow[] {
     const a = rounds[top];
     const b = rounds[bottom];
     if (!a || !b || a.length !== b.length || a.length < 2) return '';
-    return `; median of the ${a.length} rounds' ratios ${ratio(median(a.map((x, i) => x / b[i]!)))}`;
+    return `; median of the ${a.length} rounds' ratios ${ratio(medianRatio(a, b))}`;
   };
   if (lora) {
     rows.push({
@@ -258,7 +258,7 @@ export function speedTargets(results: BenchResults): TargetRow[] {
       // least disturbed step, the same statistic as the peak's, is shown beside it.
       measured: `${pct(lora.mfu)} (peak ${results.machine.matmul_gflops.toFixed(1)} GFLOP/s${
         interleaved.lora !== undefined
-          ? `; ${pct(lora.flops_per_step / interleaved.lora / (results.machine.matmul_gflops * 1e9))} with the interleaved check's least disturbed step`
+          ? `; ${pct(modelFlopsUtilisation(lora.flops_per_step, interleaved.lora, results.machine.matmul_gflops * 1e9))} with the interleaved check's least disturbed step`
           : ''
       })`,
       met: lora.mfu >= 0.7 ? 'yes' : 'no',

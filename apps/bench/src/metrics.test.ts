@@ -4,6 +4,7 @@ import {
   accuracyDifferenceMargin,
   linearGrowth,
   median,
+  medianRatio,
   modelFlopsUtilisation,
   perplexityFromLosses,
   perplexityFromNll,
@@ -25,6 +26,14 @@ describe('median', () => {
     median(values);
     expect(values).toEqual([3, 1, 2]);
     expect(() => median([])).toThrow(/no values/);
+  });
+});
+
+describe('medianRatio', () => {
+  it("takes the median of the pairs' ratios, not the ratio of the medians", () => {
+    // Ratios 2, 0.5, 3: median 2; the ratio of the medians would be 4 / 4 = 1.
+    expect(medianRatio([2, 4, 6], [1, 8, 2])).toBe(2);
+    expect(() => medianRatio([1, 2], [1])).toThrow(/differ in length/);
   });
 });
 

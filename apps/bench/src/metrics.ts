@@ -8,6 +8,12 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/** Median of the element-wise ratios `top[i] / bottom[i]` (paired measurements, taken side by side). */
+export function medianRatio(top: readonly number[], bottom: readonly number[]): number {
+  if (top.length !== bottom.length) throw new Error('medianRatio: the lists differ in length');
+  return median(top.map((x, i) => x / bottom[i]!));
+}
+
 /** Perplexity from summed negative log-likelihoods (nats) and the number of tokens they cover. */
 export function perplexityFromNll(totalNll: number, tokens: number): number {
   if (!(tokens > 0)) throw new Error('perplexity: no tokens');

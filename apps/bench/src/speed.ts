@@ -16,7 +16,7 @@ import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
-import { median } from './metrics.js';
+import { median, medianRatio } from './metrics.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
@@ -333,7 +333,7 @@ async function dataParallelSpeed(
       work_overhead: Math.min(...cpu[1]) / Math.min(...cpu[0]) - 1,
       one_thread_seconds_all: wall[0],
       threads_seconds_all: wall[1],
-      median_pair_speedup: median(wall[0].map((seconds, i) => seconds / wall[1][i]!)),
+      median_pair_speedup: medianRatio(wall[0], wall[1]),
       shard_seconds: shards[0]!.map((_, thread) => median(shards.map((s) => s[thread]!))),
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
