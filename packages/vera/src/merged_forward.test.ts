@@ -62,3 +62,31 @@ describe('mergedVeraLinear', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
+
+describe("mergedVeraLinear's x gradient", () => {
+  it('is computed only when wanted: no dy·(W + ΔW) under an input from frozen layers', async () => {
+    const [rows, inF, outF, r] = [5, 8, 12, 4];
+    const operands = {
+      weight: normal([outF, inF], 1),
+      bias: null,
+      fanInFanOut: false,
+      a: normal([r, inF], 2),
+      b: normal([outF, r], 3),
+    };
+    const lambdaD = tf.variable(normal([r], 5));
+    const lambdaB = tf.variable(normal([outF], 6));
+    const matMulOutputs = async (x: tf.Tensor) => {
+      const profile = await tf.profile(() => {
+        const { value, grads } = tf.variableGrads(() =>
+          tf.sum(mergedVeraLinear(tf.mul(x, 1), lambdaD, lambdaB, operands)),
+        );
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      return profile.kernels.filter((k) => k.name === 'BatchMatMul').map((k) => k.outputShapes[0]!.join('x'));
+    };
+    const frozen = await matMulOutputs(normal([rows, inF], 4));
+    expect(frozen).not.toContain(`${rows}x${inF}`);
+    const trained = await matMulOutputs(tf.variable(normal([rows, inF], 4)));
+    expect(trained.filter((shape) => shape === `${rows}x${inF}`)).toHaveLength(1);
+  });
+});

@@ -6,6 +6,7 @@ export {
   prependKVPrefix,
   scaledDotProductAttention,
 } from './attention.js';
+export { type CustomOpResult, customOp } from './custom_op.js';
 export { Dropout } from './dropout.js';
 export { Embedding, type EmbeddingOptions } from './embedding.js';
 export { freezeParameters, type ParameterSelector, unfreezeParameters } from './freeze.js';
