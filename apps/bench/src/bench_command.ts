@@ -25,11 +25,11 @@ report.md and report.html to --out (default bench-results/).
   --quick      a short run (a few minutes): fewer steps and a smaller evaluation
   --peer       also time the same step in Hugging Face PEFT on PyTorch (needs python3 with torch and peft)
   --threads N  threads of the data-parallel speed check (default: the machine's cores; 1 skips it)
-  --speed-rounds N  interleaved rounds of the speed checks (default 5, quick 2; 0 skips them)`;
+  --speed-rounds N  interleaved rounds of the speed checks (default 8, quick 2; 0 skips them)`;
 
 /** Steps and evaluation sizes of the default and the quick run. */
 export const PRESETS = {
-  default: { steps: 12, evalWindows: 16, sentimentTest: 96, timingRepeats: 2, speedRounds: 5 },
+  default: { steps: 12, evalWindows: 16, sentimentTest: 96, timingRepeats: 2, speedRounds: 8 },
   quick: { steps: 4, evalWindows: 8, sentimentTest: 32, timingRepeats: 1, speedRounds: 2 },
 } as const;
 
