@@ -9,6 +9,12 @@ object on the last line of stdout: {"torch": ..., "peft": ..., "threads": n, "me
 
 Usage: python peft_step.py '<json spec>' where the spec holds model, batch, length, threads, steps,
 warmup, seed and methods: [{name, config, lr}].
+
+Or python peft_step.py --serve '<json spec>' with model, batch, length, threads, seed and one method
+{name, config, lr}: builds it, prints {"ready": true, "torch", "peft", "threads", "trainable_params"}
+on a line, then runs one step for each line "step" on stdin and prints {"seconds", "cpu_seconds"} on
+a line; it ends at the end of stdin. The bench interleaves these steps with its own (the speed
+checks), so that the machine's load hits both alike.
 """
 
 import json
@@ -46,15 +52,15 @@ def build(name, config, lr, model_dir, torch, transformers, peft):
     return model, optimizer
 
 
-def time_steps(model, optimizer, spec, torch):
+def step_runner(model, optimizer, spec, torch):
+    """One optimizer step of the bench shape (fixed random ids), timed: (wall s, process CPU s)."""
     generator = torch.Generator().manual_seed(spec["seed"])
     vocab = model.config.vocab_size
     ids = torch.randint(0, vocab, (spec["batch"], spec["length"]), generator=generator)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    times = []
-    cpu_times = []
-    for step in range(spec["warmup"] + spec["steps"]):
+
+    def step():
         start = time.perf_counter()
         cpu_start = time.process_time()
         optimizer.zero_grad(set_to_none=True)
@@ -62,22 +68,48 @@ def time_steps(model, optimizer, spec, torch):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
-        elapsed = time.perf_counter() - start
-        cpu = time.process_time() - cpu_start
-        if step >= spec["warmup"]:
+        return time.perf_counter() - start, time.process_time() - cpu_start
+
+    return step, sum(p.numel() for p in trainable)
+
+
+def time_steps(model, optimizer, spec, torch):
+    step, trainable = step_runner(model, optimizer, spec, torch)
+    times = []
+    cpu_times = []
+    for i in range(spec["warmup"] + spec["steps"]):
+        elapsed, cpu = step()
+        if i >= spec["warmup"]:
             times.append(elapsed)
             cpu_times.append(cpu)
-    return statistics.median(times), statistics.median(cpu_times), sum(p.numel() for p in trainable)
+    return statistics.median(times), statistics.median(cpu_times), trainable
+
+
+def serve(spec, torch, transformers, peft):
+    method = spec["method"]
+    model, optimizer = build(method["name"], method["config"], method["lr"], spec["model"], torch, transformers, peft)
+    step, trainable = step_runner(model, optimizer, spec, torch)
+    ready = {"ready": True, "torch": torch.__version__, "peft": peft.__version__, "threads": torch.get_num_threads()}
+    print(json.dumps({**ready, "trainable_params": trainable}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            raise ValueError(f"expected 'step', got {line.strip()!r}")
+        seconds, cpu_seconds = step()
+        print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds}), flush=True)
 
 
 def main():
-    spec = json.loads(sys.argv[1])
+    serving = sys.argv[1] == "--serve"
+    spec = json.loads(sys.argv[2] if serving else sys.argv[1])
     import torch
     import transformers
     import peft
 
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
+    if serving:
+        serve(spec, torch, transformers, peft)
+        return
     out = {"torch": torch.__version__, "peft": peft.__version__, "threads": torch.get_num_threads(), "methods": {}}
     for method in spec["methods"]:
         name = method["name"]

@@ -142,6 +142,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
 
   // The speed checks run first, in the process as it starts: after the training runs the wasm heap
   // has grown to the largest step's peak and the JS heap is fuller, and timings were noisier there.
+  // Found once: the speed checks interleave PEFT's LoRA step with ours, the peer run times them all.
+  const peerPython = options.peer ? await findPeerPython() : null;
   let speed: SpeedResults | undefined;
   if (options.speedRounds > 0) {
     log(
@@ -154,6 +156,22 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       threads: options.threads,
       model: options.model,
       backend: report.backend,
+      peakShape: peakSoFar.shape,
+      peer:
+        peerPython && 'python' in peerPython && available.some((t) => t.name === 'lora')
+          ? {
+              python: peerPython.python,
+              spec: {
+                model: options.model,
+                batch: options.batch,
+                length: options.length,
+                threads: Math.max(1, report.threads),
+                seed: options.seed,
+                technique: available.find((t) => t.name === 'lora')!,
+                benchSteps: options.steps,
+              },
+            }
+          : null,
       log,
     });
   }
@@ -182,8 +200,8 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
 
   let peerOutput: PeerOutput | null = null;
   let peerInfo: BenchResults['peer'] = null;
-  if (options.peer) {
-    const found = await findPeerPython();
+  if (peerPython) {
+    const found = peerPython;
     if ('error' in found) {
       peerInfo = { error: found.error };
       log(`--peer: ${found.error}`);

@@ -1,8 +1,9 @@
 // `--peer`: the same step in Hugging Face PEFT on PyTorch CPU (peer/peft_step.py), where a Python
 // with torch and peft exists. Looked for in order: $PEFT_BENCH_PYTHON, the repository's .venv-ref
 // (the fixture generators' environment), python3 on PATH.
-import { execFile } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Technique } from './techniques.js';
@@ -77,4 +78,113 @@ export async function runPeer(python: string, spec: PeerSpec): Promise<PeerOutpu
   });
   const last = stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last) as PeerOutput;
+}
+
+/** What `PeerStepper` needs: the bench shape and one technique with the bench's settings. */
+export interface PeerStepSpec {
+  model: string;
+  batch: number;
+  length: number;
+  threads: number;
+  seed: number;
+  technique: Technique;
+  benchSteps: number;
+}
+
+/** One PEFT step's wall and process CPU seconds. */
+export interface PeerStepTiming {
+  seconds: number;
+  cpu_seconds: number;
+}
+
+/**
+ * The same step in Hugging Face PEFT, one at a time on request (peft_step.py --serve), so that the
+ * speed checks can interleave PEFT's steps with their own and compare them round by round.
+ */
+export class PeerStepper {
+  readonly torch: string;
+  readonly peft: string;
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #lines: AsyncIterator<string>;
+  /** The end of the server's stderr (for the error when it dies), and its end. */
+  readonly #stderr: ServerStderr;
+
+  private constructor(
+    child: ChildProcessWithoutNullStreams,
+    lines: AsyncIterator<string>,
+    stderr: ServerStderr,
+    ready: { torch: string; peft: string },
+  ) {
+    this.#child = child;
+    this.#lines = lines;
+    this.#stderr = stderr;
+    this.torch = ready.torch;
+    this.peft = ready.peft;
+  }
+
+  static async start(python: string, spec: PeerStepSpec): Promise<PeerStepper> {
+    const { technique } = spec;
+    if (technique.peer === null) throw new Error(`PEFT has no ${technique.name}`);
+    const payload = JSON.stringify({
+      model: spec.model,
+      batch: spec.batch,
+      length: spec.length,
+      threads: spec.threads,
+      seed: spec.seed,
+      method: { name: technique.peer, config: technique.config(spec.benchSteps) ?? {}, lr: technique.lr },
+    });
+    const child = spawn(python, [SCRIPT, '--serve', payload], {
+      env: { ...process.env, OMP_NUM_THREADS: String(spec.threads), TRANSFORMERS_VERBOSITY: 'error' },
+    });
+    const stderr: ServerStderr = {
+      text: '',
+      closed: new Promise((resolve) => child.on('close', () => resolve())),
+    };
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr.text = (stderr.text + chunk.toString()).slice(-2000);
+    });
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    try {
+      const ready = await reply<{ ready: true; torch: string; peft: string }>(lines, child, stderr);
+      return new PeerStepper(child, lines, stderr, ready);
+    } catch (error) {
+      child.kill();
+      throw error;
+    }
+  }
+
+  /** Runs one PEFT step and returns its timing. */
+  async step(): Promise<PeerStepTiming> {
+    this.#child.stdin.write('step\n');
+    return reply<PeerStepTiming>(this.#lines, this.#child, this.#stderr);
+  }
+
+  /** Ends the Python process. */
+  close(): void {
+    this.#child.stdin.end();
+    this.#child.kill();
+  }
+}
+
+interface ServerStderr {
+  text: string;
+  /** Resolves once the process has exited and its streams closed. */
+  closed: Promise<void>;
+}
+
+/** The next JSON line of the server's stdout (other lines are library chatter). */
+async function reply<T>(
+  lines: AsyncIterator<string>,
+  child: ChildProcessWithoutNullStreams,
+  stderr: ServerStderr,
+): Promise<T> {
+  for (;;) {
+    const next = await lines.next();
+    if (next.done) {
+      await stderr.closed;
+      const why = stderr.text.trim().split('\n').pop() ?? '';
+      throw new Error(`peft_step.py --serve ended (exit ${child.exitCode ?? 'unknown'}): ${why}`);
+    }
+    if (next.value.startsWith('{')) return JSON.parse(next.value) as T;
+  }
 }

@@ -261,14 +261,24 @@ describe('speed targets', () => {
     expect(rows.find((r) => r.target.startsWith('2 threads'))!.met).toBe('not measured');
   });
 
-  it('judges the speed checks: interleaved ratios, threads, inference, generation', async () => {
+  it('judges the speed checks round by round: the median of paired ratios, not the least disturbed', async () => {
     const { speedTargets } = await import('./claims.js');
     const results = fakeResults();
     results.speed = {
-      // Interleaved: LoRA 0.8 s, full 1.0 s (0.8x: not met, whatever the runs' own medians say).
-      interleaved_step_cpu_seconds: { full: 1.0, lora: 0.8 },
-      interleaved_step_cpu_seconds_all: { full: [1.0, 1.1], lora: [0.8, 0.9] },
-      inference: { base_seconds: 1.0, unmerged_seconds: 1.08, merged_seconds: 1.01 },
+      // LoRA's one lucky round (0.6 s) would give 0.6x of full; round by round 0.6, 0.82, 0.79.
+      interleaved_step_cpu_seconds: { full: 1.0, lora: 0.6 },
+      interleaved_step_cpu_seconds_all: { full: [1.0, 1.1, 1.2], lora: [0.6, 0.9, 0.95] },
+      // 50 GFLOP a step: 50 / (0.6 * 25), 50 / (0.9 * 20), 50 / (0.95 * 20) = 333%, 278%, 263%.
+      interleaved_matmul_gflops: [25, 20, 20],
+      // LoRA over PEFT: 2.0, 3.0, 1.9: median 2.0 (the least disturbed steps give 0.6 / 0.3 too).
+      interleaved_peer_lora_cpu_seconds: [0.3, 0.3, 0.5],
+      inference: {
+        base_seconds: 1.0,
+        unmerged_seconds: 1.02,
+        merged_seconds: 0.99,
+        // Unmerged round by round 1.12, 1.15, 1.02: median 1.12 (least disturbed 1.02).
+        rounds: { base: [1.0, 1.0, 1.0], unmerged: [1.12, 1.15, 1.02], merged: [1.0, 1.02, 0.99] },
+      },
       generation: [
         { positions: [1, 33], milliseconds: 5 },
         { positions: [33, 65], milliseconds: 7 },
@@ -280,9 +290,9 @@ describe('speed targets', () => {
         threads_seconds: 1.05,
         speedup: 2 / 1.05,
         work_overhead: 0.03,
-        one_thread_seconds_all: [2, 2.2],
-        threads_seconds_all: [1.05, 1.3],
-        median_pair_speedup: (2 / 1.05 + 2.2 / 1.3) / 2,
+        one_thread_seconds_all: [2, 2.2, 2.1],
+        threads_seconds_all: [1.05, 1.3, 1.1],
+        median_pair_speedup: 2.1 / 1.1,
         shard_seconds: [0.98, 1.01],
         wait_fraction: 0.03,
         max_loss_difference: 1e-7,
@@ -291,32 +301,46 @@ describe('speed targets', () => {
       skipped: {},
     };
     const rows = speedTargets(results);
-    const met = (start: string) => rows.find((r) => r.target.startsWith(start))!.met;
-    expect(met("LoRA's step at most 0.72x")).toBe('no');
-    expect(rows.find((r) => r.target.startsWith("LoRA's step"))!.measured).toContain('interleaved');
-    // 50 GFLOP in the interleaved check's 0.8 s over the 25 GFLOP/s peak: judged like for like
-    // (least disturbed step, best peak sample), not on the task runs' median step (50%).
-    const mfuRow = rows.find((r) => r.target.startsWith('LoRA step MFU'))!;
-    expect(mfuRow.measured).toMatch(
-      /^250\.0% \(0\.80 s, least disturbed of steps interleaved .*25\.0 GFLOP\/s; 50\.0% with the task runs' median step/,
+    const row = (start: string) => rows.find((r) => r.target.startsWith(start))!;
+    expect(row("LoRA's step at most 0.72x").met).toBe('no');
+    expect(row("LoRA's step at most 0.72x").measured).toMatch(
+      /^0\.79x \(median of the 3 interleaved rounds' ratios; least disturbed steps 0\.60 s vs 1\.00 s, 0\.60x\)/,
     );
-    expect(mfuRow.met).toBe('yes');
-    // Round by round: 0.8 / 1.0 and 0.9 / 1.1, median 0.809.
-    expect(rows.find((r) => r.target.startsWith("LoRA's step"))!.measured).toContain(
-      "median of the 2 rounds' ratios 0.81x",
+    expect(row('LoRA step MFU').measured).toMatch(/^277\.8% \(median over the 3 interleaved rounds/);
+    expect(row('LoRA step MFU').measured).toContain("the task runs' median step 0.90 s: 50.0%");
+    expect(row('LoRA step MFU').met).toBe('yes');
+    expect(row('LoRA step at most 2.5x').measured).toMatch(
+      /^2\.00x \(median of the 3 interleaved rounds' ratios/,
     );
-    expect(rows.find((r) => r.target.startsWith('2 threads'))!.measured).toContain('+3.0% work');
-    results.speed!.data_parallel!.work_overhead = -0.02;
-    expect(speedTargets(results).find((r) => r.target.startsWith('2 threads'))!.measured).toContain(
-      '; -2.0% work',
+    expect(row('LoRA step at most 2.5x').measured).toContain("the task runs' medians 2.00x");
+    expect(row('LoRA step at most 2.5x').met).toBe('yes');
+    results.speed.interleaved_peer_lora_cpu_seconds = [0.2, 0.3, 0.3];
+    expect(speedTargets(results).find((r) => r.target.startsWith('LoRA step at most 2.5x'))!.met).toBe('no');
+    expect(row('merged adapter').measured).toMatch(
+      /^merged 1\.00x, unmerged 1\.12x .*least disturbed passes merged 0\.99x, unmerged 1\.02x/,
     );
-    expect(met('2 threads give >= 1.8x')).toBe('yes');
-    expect(met('merged adapter')).toBe('yes');
-    expect(met('generation per-token time flat')).toBe('yes');
-    results.speed!.data_parallel!.speedup = 1.5;
-    results.speed!.generation![2]!.milliseconds = 9;
-    expect(speedTargets(results).find((r) => r.target.startsWith('2 threads'))!.met).toBe('no');
-    expect(speedTargets(results).find((r) => r.target.startsWith('generation'))!.met).toBe('no');
+    expect(row('merged adapter').met).toBe('no');
+    expect(row('2 threads').measured).toMatch(
+      /^1\.91x \(median of 3 step pairs, wall; least disturbed steps 2\.00 s vs 1\.05 s, 1\.90x; \+3\.0% work/,
+    );
+    expect(row('2 threads').met).toBe('yes');
+    expect(row('generation per-token time flat').met).toBe('yes');
+    results.speed.data_parallel!.work_overhead = -0.02;
+    results.speed.data_parallel!.median_pair_speedup = 1.7;
+    results.speed.generation![2]!.milliseconds = 9;
+    const again = speedTargets(results);
+    expect(again.find((r) => r.target.startsWith('2 threads'))!.measured).toContain('; -2.0% work');
+    expect(again.find((r) => r.target.startsWith('2 threads'))!.met).toBe('no'); // least disturbed 1.90x
+    expect(again.find((r) => r.target.startsWith('generation'))!.met).toBe('no');
+    // Results without the round-by-round fields (older runs): the least disturbed repeats.
+    delete results.speed.interleaved_matmul_gflops;
+    delete results.speed.interleaved_peer_lora_cpu_seconds;
+    delete results.speed.inference!.rounds;
+    const older = speedTargets(results);
+    expect(older.find((r) => r.target.startsWith('merged adapter'))!.met).toBe('yes');
+    expect(older.find((r) => r.target.startsWith('LoRA step MFU'))!.measured).toMatch(
+      /^50\.0% \(the task runs' median/,
+    );
   });
 
   it('judges generation by its trend along the context, not by single noisy buckets', async () => {

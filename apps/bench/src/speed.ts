@@ -16,7 +16,9 @@ import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
+import { measureMatmulPeak } from './matmul_peak.js';
 import { median, medianRatio } from './metrics.js';
+import { PeerStepper, type PeerStepSpec } from './peer.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
@@ -34,19 +36,33 @@ export interface SpeedOptions {
   model: string;
   /** The backend of the data-parallel workers (this thread's). */
   backend: string;
+  /** The matmul of the bench's peak, `[m, k, n]`: sampled in every interleaved round. */
+  peakShape: [number, number, number];
+  /** Hugging Face PEFT's LoRA step, interleaved with LoRA's (`--peer`), or null. */
+  peer: { python: string; spec: PeerStepSpec } | null;
   log?: (line: string) => void;
 }
 
-// Each check reports the least disturbed of its repeats (the minimum): the sides of a comparison do
-// the same work every time, and on a shared machine interference (other jobs, garbage collection,
-// JIT warm-up) only ever adds time.
+// Each check keeps every round of its repeats: the targets compare the two sides round by round (the
+// median of their ratios, each round's sides seconds apart under much the same load). The least
+// disturbed repeat of each side (the minimum: interference only ever adds time) is kept too.
 export interface SpeedResults {
   /** CPU seconds of a step per technique, steps interleaved round-robin: the least disturbed round. */
   interleaved_step_cpu_seconds: Record<string, number>;
   /** Every round's CPU seconds per technique. */
   interleaved_step_cpu_seconds_all: Record<string, number[]>;
+  /** The matmul rate (GFLOP/s over 16 back-to-back products, CPU time) in every round, right before LoRA's step. */
+  interleaved_matmul_gflops?: number[];
+  /** Hugging Face PEFT's LoRA step (CPU seconds) in every round, right after LoRA's (`--peer`). */
+  interleaved_peer_lora_cpu_seconds?: number[];
   /** Forward pass of one batch in eval mode, CPU seconds (least disturbed of the interleaved rounds). */
-  inference: { base_seconds: number; unmerged_seconds: number; merged_seconds: number } | null;
+  inference: {
+    base_seconds: number;
+    unmerged_seconds: number;
+    merged_seconds: number;
+    /** Every round's CPU seconds. */
+    rounds?: { base: number[]; unmerged: number[]; merged: number[] };
+  } | null;
   /** CPU ms per generated token by position (KV cache): per bucket, the least disturbed of 3 runs after 2 warm-ups. */
   generation: { positions: [number, number]; milliseconds: number }[] | null;
   /** LoRA steps on one thread and on `threads` (same batches, alternating blocks of two steps, the second timed): wall time is throughput (least disturbed steps). */
@@ -120,13 +136,25 @@ async function techniqueTrainer(
   return { trainer: trainerFor(setup, loss, steps, seed, gradients), module: setup.module };
 }
 
-/** Every technique's training step, interleaved round-robin: CPU seconds of every round per technique. */
+interface InterleavedRounds {
+  steps: Record<string, number[]>;
+  matmulGflops: number[];
+  peerLora: number[] | null;
+  /** Why PEFT's steps are missing when a peer was asked for (the rest of the check still runs). */
+  peerError: string | null;
+}
+
+/**
+ * Every technique's training step, interleaved round-robin: CPU seconds of every round per
+ * technique; in each round the matmul peak is sampled right before LoRA's step and (with a peer)
+ * PEFT's LoRA step runs right after it.
+ */
 async function interleavedSteps(
   techniques: readonly Technique[],
   loadBase: () => Promise<CausalLM>,
   data: TaskData,
   options: SpeedOptions,
-): Promise<Record<string, number[]>> {
+): Promise<InterleavedRounds> {
   const steps = 2 + options.rounds;
   const runs: {
     name: string;
@@ -134,6 +162,7 @@ async function interleavedSteps(
     module: Module;
     next: () => LabelledRow[];
   }[] = [];
+  let peer: PeerStepper | null = null;
   try {
     for (const technique of techniques) {
       const { trainer, module } = await techniqueTrainer(technique, loadBase, steps, options.seed);
@@ -144,16 +173,45 @@ async function interleavedSteps(
         next: taskBatches(data, 'sotu', options.batch, options.seed),
       });
     }
-    const cpu = new Map<string, number[]>(runs.map((r) => [r.name, []]));
-    for (let step = 0; step < steps; step++) {
-      for (const run of runs) {
-        const rows = run.next();
-        const timing = await timeOnce(() => run.trainer.trainStep(rows));
-        if (step >= 2) cpu.get(run.name)!.push(timing.cpu);
+    let peerError: string | null = null;
+    if (options.peer && runs.some((r) => r.name === 'lora')) {
+      try {
+        peer = await PeerStepper.start(options.peer.python, options.peer.spec);
+      } catch (error) {
+        peerError = (error as Error).message.split('\n')[0]!;
       }
     }
-    return Object.fromEntries(cpu);
+    const cpu = new Map<string, number[]>(runs.map((r) => [r.name, []]));
+    const matmulGflops: number[] = [];
+    const peerLora: number[] = [];
+    const [m, k, n] = options.peakShape;
+    for (let step = 0; step < steps; step++) {
+      for (const run of runs) {
+        const timed = step >= 2;
+        if (run.name === 'lora' && timed) {
+          matmulGflops.push((await measureMatmulPeak(m, k, n, 16)).sustainedGflops);
+        }
+        const rows = run.next();
+        const timing = await timeOnce(() => run.trainer.trainStep(rows));
+        if (timed) cpu.get(run.name)!.push(timing.cpu);
+        if (run.name === 'lora' && peer && peerError === null) {
+          try {
+            const peerStep = await peer.step();
+            if (timed) peerLora.push(peerStep.cpu_seconds);
+          } catch (error) {
+            peerError = (error as Error).message.split('\n')[0]!;
+          }
+        }
+      }
+    }
+    return {
+      steps: Object.fromEntries(cpu),
+      matmulGflops,
+      peerLora: peer && peerError === null ? peerLora : null,
+      peerError,
+    };
   } finally {
+    peer?.close();
     for (const run of runs) {
       run.trainer.dispose();
       run.module.dispose();
@@ -211,6 +269,7 @@ async function inferenceSpeed(
       base_seconds: Math.min(...times.base),
       unmerged_seconds: Math.min(...times.unmerged),
       merged_seconds: Math.min(...times.merged),
+      rounds: times,
     };
   } finally {
     model.dispose();
@@ -371,8 +430,14 @@ export async function runSpeedChecks(
       return null;
     }
   };
-  const rounds =
-    (await attempt('interleaved steps', () => interleavedSteps(techniques, loadBase, data, options))) ?? {};
+  const interleavedRounds = await attempt('interleaved steps', () =>
+    interleavedSteps(techniques, loadBase, data, options),
+  );
+  const rounds = interleavedRounds?.steps ?? {};
+  if (interleavedRounds?.peerError) {
+    skipped['PEFT interleaved'] = interleavedRounds.peerError;
+    log(`speed check: PEFT's steps left out of the interleaved rounds: ${interleavedRounds.peerError}`);
+  }
   const interleaved = Object.fromEntries(
     Object.entries(rounds).map(([name, values]) => [name, Math.min(...values)]),
   );
@@ -388,6 +453,10 @@ export async function runSpeedChecks(
   return {
     interleaved_step_cpu_seconds: interleaved,
     interleaved_step_cpu_seconds_all: rounds,
+    ...(interleavedRounds?.matmulGflops.length
+      ? { interleaved_matmul_gflops: interleavedRounds.matmulGflops }
+      : {}),
+    ...(interleavedRounds?.peerLora ? { interleaved_peer_lora_cpu_seconds: interleavedRounds.peerLora } : {}),
     inference,
     generation,
     data_parallel: dataParallel,
