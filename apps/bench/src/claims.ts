@@ -335,7 +335,7 @@ export function speedTargets(results: BenchResults): TargetRow[] {
     parallel
       ? {
           target: `${parallel.threads} threads give >= ${goal(parallel.threads)}x the 1-thread throughput (LoRA, data-parallel workers)`,
-          measured: `${ratio(parallel.median_pair_speedup)} (median of ${parallel.one_thread_seconds_all.length} step pairs, wall; least disturbed steps ${parallel.one_thread_seconds.toFixed(2)} s vs ${parallel.threads_seconds.toFixed(2)} s, ${ratio(parallel.speedup)}; ${parallel.work_overhead >= 0 ? '+' : ''}${pct(parallel.work_overhead)} work; shards ${parallel.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, waiting ${pct(parallel.wait_fraction)} of the step; load ${parallel.load_average[0].toFixed(1)} -> ${parallel.load_average[1].toFixed(1)})`,
+          measured: `${ratio(parallel.median_pair_speedup)} (median of ${parallel.one_thread_seconds_all.length} step pairs, wall; least disturbed steps ${parallel.one_thread_seconds.toFixed(2)} s vs ${parallel.threads_seconds.toFixed(2)} s, ${ratio(parallel.speedup)}; ${parallel.work_overhead >= 0 ? '+' : ''}${pct(parallel.work_overhead)} work; shards ${parallel.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, waiting ${pct(parallel.wait_fraction)} of the step; load ${parallel.load_average[0].toFixed(1)} -> ${parallel.load_average[1].toFixed(1)}${parallel.ceiling ? `; the machine's own ceiling in the same pairs, a register-bound loop alone vs split over ${parallel.threads} threads: median pair ${ratio(parallel.ceiling.median_pair_speedup)}, so training reached ${pct(parallel.median_pair_speedup / parallel.ceiling.median_pair_speedup)} of it` : ''})`,
           met: parallel.median_pair_speedup >= 0.9 * parallel.threads ? 'yes' : 'no',
         }
       : {

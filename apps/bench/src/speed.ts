@@ -24,6 +24,7 @@ import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
 import { taskBatches } from './tasks.js';
 import { setUpTechnique, type Technique } from './techniques.js';
+import { type CeilingPair, ThreadCeiling } from './thread_ceiling.js';
 
 export interface SpeedOptions {
   /** Interleaved rounds of steps (after two warm-up steps each). */
@@ -85,6 +86,15 @@ export interface SpeedResults {
     /** Largest loss difference between the two runs (the same training, to float rounding). */
     max_loss_difference: number;
     load_average: [number, number];
+    /**
+     * The machine's own ceiling in the same pairs (thread_ceiling.ts): a register-bound loop on this
+     * thread alone, then split over `threads` threads, wall seconds of each pair's sides.
+     */
+    ceiling?: {
+      one_thread_seconds_all: number[];
+      threads_seconds_all: number[];
+      median_pair_speedup: number;
+    };
   } | null;
   /** Why a check was skipped, by check. */
   skipped: Record<string, string>;
@@ -338,7 +348,9 @@ async function dataParallelSpeed(
   });
   const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
+  let ceiling: ThreadCeiling | null = null;
   try {
+    ceiling = await ThreadCeiling.create(options.threads);
     for (const parallel of [false, true]) {
       const { trainer, module } = await techniqueTrainer(
         lora,
@@ -356,6 +368,7 @@ async function dataParallelSpeed(
     const cpu: [number[], number[]] = [[], []];
     const shards: number[][] = [];
     const waits: number[] = [];
+    const ceilingPairs: CeilingPair[] = [];
     let maxLossDifference = 0;
     // Block 0 is the warm-up; every block gives both sides the same two batches.
     for (let block = 0; block <= pairs; block++) {
@@ -381,6 +394,8 @@ async function dataParallelSpeed(
       for (const [k, loss] of losses[0]!.entries()) {
         maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[1]![k]!));
       }
+      const pair = await ceiling.pair();
+      if (block > 0) ceilingPairs.push(pair);
     }
     const one = Math.min(...wall[0]);
     const many = Math.min(...wall[1]);
@@ -397,8 +412,17 @@ async function dataParallelSpeed(
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
+      ceiling: {
+        one_thread_seconds_all: ceilingPairs.map((p) => p.one),
+        threads_seconds_all: ceilingPairs.map((p) => p.all),
+        median_pair_speedup: medianRatio(
+          ceilingPairs.map((p) => p.one),
+          ceilingPairs.map((p) => p.all),
+        ),
+      },
     };
   } finally {
+    await ceiling?.dispose();
     for (const trainer of trainers) trainer.dispose();
     for (const module of modules) module.dispose();
     await gradients.dispose();

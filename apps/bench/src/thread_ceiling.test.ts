@@ -1,0 +1,28 @@
+// ThreadCeiling: the split run does the one-thread run's work (the same sum, from every thread),
+// pairs are timed, bad thread counts are refused, and the workers end.
+import { describe, expect, it } from 'vitest';
+import { ThreadCeiling } from './thread_ceiling.js';
+
+describe('ThreadCeiling', () => {
+  it("splits the loop over this thread and the workers: the halves' sums add up to the whole", async () => {
+    const ceiling = await ThreadCeiling.create(2, 0.02);
+    try {
+      expect(ceiling.threads).toBe(2);
+      expect(ceiling.units % 2).toBe(0);
+      const whole = ceiling.alone(400);
+      // 400 passes of 4096 products of 1.0001·0.9999 ≈ 1,638,399 (float32 products, double sum).
+      expect(whole).toBeCloseTo(400 * 4096 * Math.fround(1.0001) * Math.fround(0.9999), 0);
+      expect(await ceiling.split(400)).toBeCloseTo(whole, 3);
+      expect(await ceiling.split(401)).toBeCloseTo(ceiling.alone(401), 3);
+      const pair = await ceiling.pair();
+      expect(pair.one).toBeGreaterThan(0);
+      expect(pair.all).toBeGreaterThan(0);
+    } finally {
+      await ceiling.dispose();
+    }
+  });
+
+  it('refuses fewer than two threads', async () => {
+    await expect(ThreadCeiling.create(1)).rejects.toThrow('ThreadCeiling: threads must be >= 2, got 1');
+  });
+});
