@@ -283,7 +283,7 @@ export function speedTargets(results: BenchResults): TargetRow[] {
       const leastDisturbed = modelFlopsUtilisation(lora.flops_per_step, interleaved.lora!, peak * 1e9);
       rows.push({
         target: mfuTarget,
-        measured: `${pct(byRound)} (median over the ${loraRounds.length} interleaved rounds of LoRA's step against the matmul rate measured right before it; least disturbed step ${interleaved.lora!.toFixed(2)} s against the best peak sample ${peak.toFixed(1)} GFLOP/s: ${pct(leastDisturbed)}; the task runs' median step ${lora.step_cpu_seconds_median.toFixed(2)} s: ${pct(lora.mfu)})`,
+        measured: `${pct(byRound)} (median over the ${loraRounds.length} interleaved rounds of LoRA's step against the matmul rate measured right after it; least disturbed step ${interleaved.lora!.toFixed(2)} s against the best peak sample ${peak.toFixed(1)} GFLOP/s: ${pct(leastDisturbed)}; the task runs' median step ${lora.step_cpu_seconds_median.toFixed(2)} s: ${pct(lora.mfu)})`,
         met: byRound >= 0.7 ? 'yes' : 'no',
       });
     } else {

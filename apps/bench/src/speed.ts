@@ -52,7 +52,7 @@ export interface SpeedResults {
   interleaved_step_cpu_seconds: Record<string, number>;
   /** Every round's CPU seconds per technique. */
   interleaved_step_cpu_seconds_all: Record<string, number[]>;
-  /** The matmul rate (GFLOP/s over 16 back-to-back products, CPU time) in every round, right before LoRA's step. */
+  /** The matmul rate (GFLOP/s over 16 back-to-back products, CPU time) in every round, right after LoRA's step. */
   interleaved_matmul_gflops?: number[];
   /** Hugging Face PEFT's LoRA step (CPU seconds) in every round, right after LoRA's (`--peer`). */
   interleaved_peer_lora_cpu_seconds?: number[];
@@ -156,8 +156,8 @@ interface InterleavedRounds {
 
 /**
  * Every technique's training step, interleaved round-robin: CPU seconds of every round per
- * technique; in each round the matmul peak is sampled right before LoRA's step and (with a peer)
- * PEFT's LoRA step runs right after it.
+ * technique; in each round the matmul rate is measured right after LoRA's step and (with a peer)
+ * PEFT's LoRA step runs after that.
  */
 async function interleavedSteps(
   techniques: readonly Technique[],
@@ -198,12 +198,14 @@ async function interleavedSteps(
     for (let step = 0; step < steps; step++) {
       for (const run of runs) {
         const timed = step >= 2;
-        if (run.name === 'lora' && timed) {
-          matmulGflops.push((await measureMatmulPeak(m, k, n, 16)).sustainedGflops);
-        }
         const rows = run.next();
         const timing = await timeOnce(() => run.trainer.trainStep(rows));
         if (timed) cpu.get(run.name)!.push(timing.cpu);
+        // Right after LoRA's step, not before it: right after full fine-tuning's step the process
+        // still frees that step's garbage, which a 0.5 s sample feels more than a 2 s step.
+        if (run.name === 'lora' && timed) {
+          matmulGflops.push((await measureMatmulPeak(m, k, n, 16)).sustainedGflops);
+        }
         if (run.name === 'lora' && peer && peerError === null) {
           try {
             const peerStep = await peer.step();
@@ -266,7 +268,9 @@ async function inferenceSpeed(
       await forward();
       into.push((await timeOnce(forward)).cpu);
     };
-    for (let round = 0; round < Math.max(4, options.rounds + 1); round++) {
+    // Twice the other checks' rounds: a forward pass is short, and the merged one does exactly the
+    // base's work, so only the machine's noise separates them.
+    for (let round = 0; round < 2 * options.rounds + 1; round++) {
       peft.disableAdapters();
       await timed(times.base);
       peft.enableAdapters();
