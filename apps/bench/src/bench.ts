@@ -144,6 +144,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   // has grown to the largest step's peak and the JS heap is fuller, and timings were noisier there.
   // Found once: the speed checks interleave PEFT's LoRA step with ours, the peer run times them all.
   const peerPython = options.peer ? await findPeerPython() : null;
+  const lora = available.find((t) => t.name === 'lora');
   let speed: SpeedResults | undefined;
   if (options.speedRounds > 0) {
     log(
@@ -158,7 +159,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
       backend: report.backend,
       peakShape: peakSoFar.shape,
       peer:
-        peerPython && 'python' in peerPython && available.some((t) => t.name === 'lora')
+        peerPython && 'python' in peerPython && lora
           ? {
               python: peerPython.python,
               spec: {
@@ -167,7 +168,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
                 length: options.length,
                 threads: Math.max(1, report.threads),
                 seed: options.seed,
-                technique: available.find((t) => t.name === 'lora')!,
+                technique: lora,
                 benchSteps: options.steps,
               },
             }

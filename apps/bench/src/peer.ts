@@ -33,6 +33,16 @@ export async function findPeerPython(): Promise<{ python: string } | { error: st
   return { error: `no Python with torch, transformers and peft (${reasons.join('; ')})` };
 }
 
+/** A technique as peft_step.py takes it: PEFT's name, the bench's config and learning rate. */
+function peerMethod(technique: Technique, benchSteps: number) {
+  return { name: technique.peer, config: technique.config(benchSteps) ?? {}, lr: technique.lr };
+}
+
+/** The environment of a peft_step.py process: PyTorch on `threads` threads, transformers quiet. */
+function peerEnv(threads: number): NodeJS.ProcessEnv {
+  return { ...process.env, OMP_NUM_THREADS: String(threads), TRANSFORMERS_VERBOSITY: 'error' };
+}
+
 export interface PeerSpec {
   model: string;
   batch: number;
@@ -58,9 +68,7 @@ export interface PeerOutput {
 
 /** Runs the PEFT step timings for the techniques PEFT has. */
 export async function runPeer(python: string, spec: PeerSpec): Promise<PeerOutput> {
-  const methods = spec.techniques
-    .filter((t) => t.peer !== null)
-    .map((t) => ({ name: t.peer, config: t.config(spec.benchSteps) ?? {}, lr: t.lr }));
+  const methods = spec.techniques.filter((t) => t.peer !== null).map((t) => peerMethod(t, spec.benchSteps));
   const payload = JSON.stringify({
     model: spec.model,
     batch: spec.batch,
@@ -74,7 +82,7 @@ export async function runPeer(python: string, spec: PeerSpec): Promise<PeerOutpu
   const { stdout } = await run(python, [SCRIPT, payload], {
     timeout: 30 * 60_000,
     maxBuffer: 16 * 1024 * 1024,
-    env: { ...process.env, OMP_NUM_THREADS: String(spec.threads), TRANSFORMERS_VERBOSITY: 'error' },
+    env: peerEnv(spec.threads),
   });
   const last = stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(last) as PeerOutput;
@@ -131,10 +139,10 @@ export class PeerStepper {
       length: spec.length,
       threads: spec.threads,
       seed: spec.seed,
-      method: { name: technique.peer, config: technique.config(spec.benchSteps) ?? {}, lr: technique.lr },
+      method: peerMethod(technique, spec.benchSteps),
     });
     const child = spawn(python, [SCRIPT, '--serve', payload], {
-      env: { ...process.env, OMP_NUM_THREADS: String(spec.threads), TRANSFORMERS_VERBOSITY: 'error' },
+      env: peerEnv(spec.threads),
     });
     const stderr: ServerStderr = {
       text: '',

@@ -188,7 +188,7 @@ async function interleavedSteps(
       try {
         peer = await PeerStepper.start(options.peer.python, options.peer.spec);
       } catch (error) {
-        peerError = (error as Error).message.split('\n')[0]!;
+        peerError = firstLine(error);
       }
     }
     const cpu = new Map<string, number[]>(runs.map((r) => [r.name, []]));
@@ -211,7 +211,7 @@ async function interleavedSteps(
             const peerStep = await peer.step();
             if (timed) peerLora.push(peerStep.cpu_seconds);
           } catch (error) {
-            peerError = (error as Error).message.split('\n')[0]!;
+            peerError = firstLine(error);
           }
         }
       }
@@ -433,6 +433,11 @@ async function dataParallelSpeed(
   }
 }
 
+/** An error's first line: what the report shows of it. */
+function firstLine(error: unknown): string {
+  return (error as Error).message.split('\n')[0]!;
+}
+
 /** Runs the checks; a check that fails is reported as skipped with its error, the others still run. */
 export async function runSpeedChecks(
   techniques: readonly Technique[],
@@ -453,7 +458,7 @@ export async function runSpeedChecks(
       );
       return result;
     } catch (error) {
-      skipped[name] = (error as Error).message.split('\n')[0]!;
+      skipped[name] = firstLine(error);
       log(`speed check ${name} failed: ${skipped[name]}`);
       return null;
     }

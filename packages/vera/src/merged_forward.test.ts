@@ -17,6 +17,21 @@ function maxAbsDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]!);
 }
 
+/** Seeded operands without bias, and λ_d, λ_b as variables (the gradients taken are theirs). */
+function seededLayer(inF: number, outF: number, r: number, fanInFanOut: boolean) {
+  return {
+    operands: {
+      weight: normal(fanInFanOut ? [inF, outF] : [outF, inF], 1),
+      bias: null,
+      fanInFanOut,
+      a: normal([r, inF], 2),
+      b: normal([outF, r], 3),
+    },
+    lambdaD: tf.variable(normal([r], 5)),
+    lambdaB: tf.variable(normal([outF], 6)),
+  };
+}
+
 describe('mergedVeraLinear', () => {
   for (const fanInFanOut of [true, false]) {
     it(`equals base(x) + λ_b ⊙ B_s(λ_d ⊙ A_s x), values and gradients (fanInFanOut ${fanInFanOut})`, () => {
@@ -45,17 +60,9 @@ describe('mergedVeraLinear', () => {
   }
 
   it('leaves no tensor behind', () => {
-    const [inF, outF, r] = [8, 8, 4];
-    const operands = {
-      weight: normal([inF, outF], 1),
-      bias: null,
-      fanInFanOut: true,
-      a: normal([r, inF], 2),
-      b: normal([outF, r], 3),
-    };
+    const inF = 8;
+    const { operands, lambdaD, lambdaB } = seededLayer(inF, 8, 4, true);
     const x = normal([5, inF], 4);
-    const lambdaD = tf.variable(normal([r], 5));
-    const lambdaB = tf.variable(normal([outF], 6));
     const before = tf.memory().numTensors;
     const { value, grads } = tf.variableGrads(() => tf.sum(mergedVeraLinear(x, lambdaD, lambdaB, operands)));
     tf.dispose([value, ...Object.values(grads)]);
@@ -65,16 +72,8 @@ describe('mergedVeraLinear', () => {
 
 describe("mergedVeraLinear's x gradient", () => {
   it('is computed only when wanted: no dy·(W + ΔW) under an input from frozen layers', async () => {
-    const [rows, inF, outF, r] = [5, 8, 12, 4];
-    const operands = {
-      weight: normal([outF, inF], 1),
-      bias: null,
-      fanInFanOut: false,
-      a: normal([r, inF], 2),
-      b: normal([outF, r], 3),
-    };
-    const lambdaD = tf.variable(normal([r], 5));
-    const lambdaB = tf.variable(normal([outF], 6));
+    const [rows, inF] = [5, 8];
+    const { operands, lambdaD, lambdaB } = seededLayer(inF, 12, 4, false);
     const matMulOutputs = async (x: tf.Tensor) => {
       const profile = await tf.profile(() => {
         const { value, grads } = tf.variableGrads(() =>
