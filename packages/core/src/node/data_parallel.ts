@@ -4,16 +4,15 @@
 // Trainer, whose optimizer then updates the main thread's parameters. Changed parameters travel to
 // the replicas with the next batch: the adapter's (tiny) every step, everything once at the start.
 
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { GradientContext, GradientResult, GradientSource } from '../train/gradient_source.js';
 import type { FromWorker, ParameterUpdate, ToWorker, WorkerInit } from './data_parallel_protocol.js';
+import { moduleWorker } from './module_worker.js';
 
 /**
  * What a worker module exports: `setup(options, { rank })` builds the module and the loss the
@@ -114,27 +113,6 @@ function dataIdOf(parameter: Parameter): object {
 }
 
 /**
- * The worker's bootstrap, run as an eval'd script: it imports the worker entry next to this file
- * (`.js` when built; from the `.ts` source, after registering tsx's loader, since Node 20 applies no
- * `--import` loader to a worker's own entry).
- */
-function workerScript(execArgv: string[] | undefined): { code: string; execArgv: string[] } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(`./data_parallel_worker.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
-  const flags = execArgv ?? [...process.execArgv];
-  if (!fromSource) return { code: `import(${JSON.stringify(entry)})`, execArgv: flags };
-  const require = createRequire(import.meta.url);
-  const tsxApi = pathToFileURL(
-    join(dirname(require.resolve('tsx/package.json')), 'dist/esm/api/index.mjs'),
-  ).href;
-  const conditions = flags.some((arg) => arg.startsWith('--conditions')) ? [] : ['--conditions=peft-source'];
-  return {
-    code: `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`,
-    execArgv: [...flags, ...conditions],
-  };
-}
-
-/**
  * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` worker
  * threads and averages their gradients weighted by tokens: for a loss that is a token mean, the
  * result equals the whole batch's loss and gradients (to float rounding), so training is the same
@@ -183,7 +161,11 @@ export class DataParallelGradients<B> implements GradientSource<B> {
         : options.workerModule.startsWith('file:')
           ? options.workerModule
           : pathToFileURL(options.workerModule).href;
-    const script = workerScript(options.execArgv);
+    // The worker entry beside this file: `.ts` when this file runs from its source.
+    const entry = new URL(
+      `./data_parallel_worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
+      import.meta.url,
+    );
     const workers: WorkerHandle[] = [];
     const started: Promise<void>[] = [];
     for (let rank = 1; rank < threads; rank++) {
@@ -194,7 +176,10 @@ export class DataParallelGradients<B> implements GradientSource<B> {
         rank,
         seed: (options.seed ?? 0) + rank,
       };
-      const worker = new Worker(script.code, { eval: true, workerData: init, execArgv: script.execArgv });
+      const worker = moduleWorker(entry, {
+        workerData: init,
+        ...(options.execArgv ? { execArgv: options.execArgv } : {}),
+      });
       const handle: WorkerHandle = { rank, worker, pending: new Map(), failure: null, sent: new Map() };
       workers.push(handle);
       started.push(

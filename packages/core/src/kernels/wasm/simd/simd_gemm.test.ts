@@ -83,6 +83,9 @@ describe('SimdGemm', () => {
         [5, 300, 17],
         [23, 257, 33],
         [81, 40, 9],
+        // k in even passes (193 + 192; 334 + 334 + 332), several blocks of rows, a partial row panel.
+        [12, 385, 16],
+        [86, 1000, 19],
       ] as const) {
         for (const ta of [false, true]) {
           for (const tb of [false, true]) {
