@@ -48,3 +48,30 @@ export async function measureMatmulPeak(m: number, k: number, n: number, runs = 
 export function bestPeak(a: MatmulPeak, b: MatmulPeak): MatmulPeak {
   return a.gflops >= b.gflops ? a : b;
 }
+
+/**
+ * Products of one shape on the current backend, over operands made once (the ceiling's matmul
+ * work: the same products on every thread, nothing read back). `dispose` frees the operands.
+ */
+export class MatmulProducts {
+  readonly shape: [number, number, number];
+  readonly #a: tf.Tensor2D;
+  readonly #b: tf.Tensor2D;
+
+  constructor(shape: [number, number, number]) {
+    const [m, k, n] = shape;
+    this.shape = shape;
+    this.#a = tf.randomNormal([m, k], 0, 1, 'float32', 1);
+    this.#b = tf.randomNormal([k, n], 0, 1, 'float32', 2);
+  }
+
+  /** Runs `count` products; returns how many ran (what a split run's threads add up to). */
+  run(count: number): number {
+    for (let i = 0; i < count; i++) tf.matMul(this.#a, this.#b).dispose();
+    return count;
+  }
+
+  dispose(): void {
+    tf.dispose([this.#a, this.#b]);
+  }
+}

@@ -90,14 +90,29 @@ export interface SpeedResults {
      * The machine's own ceiling in the same pairs (thread_ceiling.ts): a register-bound loop on this
      * thread alone, then split over `threads` threads, wall seconds of each pair's sides.
      */
-    ceiling?: {
-      one_thread_seconds_all: number[];
-      threads_seconds_all: number[];
-      median_pair_speedup: number;
-    };
+    ceiling?: CeilingPairs;
+    /** The same for core's matmul on the peak's shape (each thread its own backend): most of a step. */
+    matmul_ceiling?: CeilingPairs & { shape: [number, number, number] };
   } | null;
   /** Why a check was skipped, by check. */
   skipped: Record<string, string>;
+}
+
+/** A ceiling's pairs: wall seconds alone and split, and the median over pairs of their ratio. */
+export interface CeilingPairs {
+  one_thread_seconds_all: number[];
+  threads_seconds_all: number[];
+  median_pair_speedup: number;
+}
+
+function ceilingPairs(pairs: readonly CeilingPair[]): CeilingPairs {
+  const one = pairs.map((p) => p.one);
+  const all = pairs.map((p) => p.all);
+  return {
+    one_thread_seconds_all: one,
+    threads_seconds_all: all,
+    median_pair_speedup: medianRatio(one, all),
+  };
 }
 
 function trainerFor(
@@ -342,19 +357,23 @@ async function dataParallelSpeed(
   const pairs = 3 * options.rounds;
   const steps = 2 + 2 * pairs;
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
+  const backend = options.backend === 'cpu' ? 'cpu' : 'wasm';
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
     workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
     setupOptions: replica,
     threads: options.threads,
     countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),
     seed: options.seed,
-    backend: options.backend === 'cpu' ? 'cpu' : 'wasm',
+    backend,
   });
   const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
-  let ceiling: ThreadCeiling | null = null;
+  const ceilings: ThreadCeiling[] = [];
   try {
-    ceiling = await ThreadCeiling.create(options.threads);
+    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'loop' }));
+    ceilings.push(
+      await ThreadCeiling.create(options.threads, { kind: 'matmul', shape: options.peakShape, backend }),
+    );
     for (const parallel of [false, true]) {
       const { trainer, module } = await techniqueTrainer(
         lora,
@@ -372,7 +391,7 @@ async function dataParallelSpeed(
     const cpu: [number[], number[]] = [[], []];
     const shards: number[][] = [];
     const waits: number[] = [];
-    const ceilingPairs: CeilingPair[] = [];
+    const pairsByCeiling: CeilingPair[][] = ceilings.map(() => []);
     let maxLossDifference = 0;
     // Block 0 is the warm-up; every block gives both sides the same two batches.
     for (let block = 0; block <= pairs; block++) {
@@ -398,8 +417,10 @@ async function dataParallelSpeed(
       for (const [k, loss] of losses[0]!.entries()) {
         maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[1]![k]!));
       }
-      const pair = await ceiling.pair();
-      if (block > 0) ceilingPairs.push(pair);
+      for (const [i, ceiling] of ceilings.entries()) {
+        const pair = await ceiling.pair();
+        if (block > 0) pairsByCeiling[i]!.push(pair);
+      }
     }
     const one = Math.min(...wall[0]);
     const many = Math.min(...wall[1]);
@@ -416,17 +437,11 @@ async function dataParallelSpeed(
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
-      ceiling: {
-        one_thread_seconds_all: ceilingPairs.map((p) => p.one),
-        threads_seconds_all: ceilingPairs.map((p) => p.all),
-        median_pair_speedup: medianRatio(
-          ceilingPairs.map((p) => p.one),
-          ceilingPairs.map((p) => p.all),
-        ),
-      },
+      ceiling: ceilingPairs(pairsByCeiling[0]!),
+      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), shape: options.peakShape },
     };
   } finally {
-    await ceiling?.dispose();
+    for (const ceiling of ceilings) await ceiling.dispose();
     for (const trainer of trainers) trainer.dispose();
     for (const module of modules) module.dispose();
     await gradients.dispose();

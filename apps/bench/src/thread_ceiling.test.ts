@@ -1,11 +1,14 @@
 // ThreadCeiling: the split run does the one-thread run's work (the same sum, from every thread),
-// pairs are timed, bad thread counts are refused, and the workers end.
+// for the loop and for matmul products (a worker with its own backend), pairs are timed, bad
+// thread counts are refused, and the workers end with no tensor left behind.
+import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { startBackend } from './backend.js';
 import { ThreadCeiling } from './thread_ceiling.js';
 
 describe('ThreadCeiling', () => {
   it("splits the loop over this thread and the workers: the halves' sums add up to the whole", async () => {
-    const ceiling = await ThreadCeiling.create(2, 0.02);
+    const ceiling = await ThreadCeiling.create(2, { kind: 'loop' }, 0.02);
     try {
       expect(ceiling.threads).toBe(2);
       expect(ceiling.units % 2).toBe(0);
@@ -20,6 +23,29 @@ describe('ThreadCeiling', () => {
     } finally {
       await ceiling.dispose();
     }
+  });
+
+  it('splits matmul products over this thread and a worker running its own backend', async () => {
+    await startBackend('wasm');
+    const tensors = tf.memory().numTensors;
+    const ceiling = await ThreadCeiling.create(
+      2,
+      { kind: 'matmul', shape: [64, 32, 48], backend: 'wasm' },
+      0.02,
+    );
+    try {
+      expect(ceiling.work).toBe('matmul');
+      expect(ceiling.units % 2).toBe(0);
+      expect(ceiling.alone(3)).toBe(3);
+      // Each thread answers with the products it ran: 4 here, 3 in the worker.
+      expect(await ceiling.split(7)).toBe(7);
+      const pair = await ceiling.pair();
+      expect(pair.one).toBeGreaterThan(0);
+      expect(pair.all).toBeGreaterThan(0);
+    } finally {
+      await ceiling.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(tensors);
   });
 
   it('refuses fewer than two threads', async () => {

@@ -1,9 +1,15 @@
-// The machine's own ceiling for several busy threads, measured beside the data-parallel check: a
-// register-bound loop (a dot product over an L1-resident array: no memory traffic, no tfjs, no
-// messages but one per run) on this thread alone, then split over this thread and worker threads.
-// On a shared virtual machine two busy vCPUs can each run slower than one does alone; whatever the
-// loop loses there, training on those threads cannot gain back.
+// The machine's own ceiling for several busy threads, measured beside the data-parallel check: some
+// work on this thread alone, then split over this thread and worker threads. On a shared virtual
+// machine two busy vCPUs can each run slower than one does alone; whatever the work loses there,
+// training on those threads cannot gain back. Two kinds of work:
+// - 'loop': a register-bound loop (a dot product over an L1-resident array: no memory traffic, no
+//   tfjs, no messages but one per run): what the cores themselves give;
+// - 'matmul': core's GEMM on one shape (each thread its own backend and operands): the kernel that
+//   does most of a training step, with its traffic through the caches shared with other machines.
+
 import { Worker } from 'node:worker_threads';
+import { moduleWorker } from '@peft/core/node';
+import { MatmulProducts } from './matmul_peak.js';
 
 const LENGTH = 4096;
 
@@ -17,12 +23,18 @@ function dotPasses(units) {
   return sum;
 }`;
 
-const WORKER = `${LOOP}
+const LOOP_WORKER = `${LOOP}
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', (units) => parentPort.postMessage(dotPasses(units)));
+parentPort.postMessage('ready');
 `;
 
 const dotPasses = new Function(`${LOOP}; return dotPasses;`)() as (units: number) => number;
+
+/** What a ceiling splits: the loop, or products of `shape` on `backend` (this thread's, and the workers'). */
+export type CeilingWork =
+  | { kind: 'loop' }
+  | { kind: 'matmul'; shape: [number, number, number]; backend: 'wasm' | 'cpu' };
 
 /** Wall seconds of one run on this thread alone and of the same work split over every thread. */
 export interface CeilingPair {
@@ -30,39 +42,95 @@ export interface CeilingPair {
   all: number;
 }
 
+/** The work on this thread, a worker doing the same, and the units that warm both up. */
+interface Runner {
+  alone: (units: number) => number;
+  startWorker: () => Worker;
+  warmUnits: number;
+  dispose: () => void;
+}
+
+function runnerFor(work: CeilingWork): Runner {
+  if (work.kind === 'loop') {
+    return {
+      alone: dotPasses,
+      startWorker: () => new Worker(LOOP_WORKER, { eval: true }),
+      warmUnits: 2000,
+      dispose: () => {},
+    };
+  }
+  const products = new MatmulProducts(work.shape);
+  return {
+    alone: (units) => products.run(units),
+    startWorker: () =>
+      moduleWorker(
+        new URL(`./matmul_ceiling_worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+        {
+          workerData: { backend: work.backend, shape: work.shape },
+        },
+      ),
+    warmUnits: 4,
+    dispose: () => products.dispose(),
+  };
+}
+
+/** The worker's first message ('ready'), or its error. */
+function ready(worker: Worker): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) =>
+      reject(new Error(`ThreadCeiling: a worker failed to start: ${error.message}`));
+    worker.once('message', () => {
+      worker.off('error', fail);
+      resolve();
+    });
+    worker.once('error', fail);
+  });
+}
+
 export class ThreadCeiling {
   readonly threads: number;
-  /** Passes of one run (sized to about `seconds` on one thread when created). */
+  readonly work: CeilingWork['kind'];
+  /** Units of one run (sized to about `seconds` on one thread when created). */
   readonly units: number;
   readonly #workers: Worker[];
+  readonly #runner: Runner;
 
-  private constructor(workers: Worker[], units: number) {
+  private constructor(workers: Worker[], runner: Runner, work: CeilingWork['kind'], units: number) {
     this.#workers = workers;
+    this.#runner = runner;
     this.threads = workers.length + 1;
+    this.work = work;
     this.units = units;
   }
 
-  /** Starts `threads - 1` workers, warms the loop up everywhere and sizes a run to ~`seconds`. */
-  static async create(threads: number, seconds = 0.4): Promise<ThreadCeiling> {
+  /** Starts `threads - 1` workers, warms the work up everywhere and sizes a run to ~`seconds`. */
+  static async create(
+    threads: number,
+    work: CeilingWork = { kind: 'loop' },
+    seconds = 0.4,
+  ): Promise<ThreadCeiling> {
     if (!Number.isInteger(threads) || threads < 2)
       throw new Error(`ThreadCeiling: threads must be >= 2, got ${threads}`);
-    const workers = Array.from({ length: threads - 1 }, () => new Worker(WORKER, { eval: true }));
-    const ceiling = new ThreadCeiling(workers, 1);
+    const runner = runnerFor(work);
+    const workers = Array.from({ length: threads - 1 }, () => runner.startWorker());
     try {
-      // JIT tiers settle over the first runs, on every thread.
-      for (let i = 0; i < 3; i++) await ceiling.split(2000);
+      await Promise.all(workers.map(ready));
+      const warming = new ThreadCeiling(workers, runner, work.kind, 1);
+      // JIT tiers (and the kernels' first calls) settle over the first runs, on every thread.
+      for (let i = 0; i < 3; i++) await warming.split(runner.warmUnits);
       const start = performance.now();
-      dotPasses(2000);
-      const perUnit = (performance.now() - start) / 1000 / 2000;
+      runner.alone(runner.warmUnits);
+      const perUnit = (performance.now() - start) / 1000 / runner.warmUnits;
       const units = Math.max(threads, Math.round(seconds / perUnit / threads) * threads);
-      return new ThreadCeiling(workers, units);
+      return new ThreadCeiling(workers, runner, work.kind, units);
     } catch (error) {
+      runner.dispose();
       await Promise.all(workers.map((w) => w.terminate()));
       throw error;
     }
   }
 
-  /** `units` passes split evenly over every thread; resolves to the sum of every thread's result. */
+  /** `units` split evenly over every thread; resolves to the sum of every thread's result. */
   async split(units: number): Promise<number> {
     const share = Math.round(units / this.threads);
     const others = this.#workers.map(
@@ -73,15 +141,15 @@ export class ThreadCeiling {
           worker.postMessage(share);
         }),
     );
-    const mine = dotPasses(units - share * this.#workers.length);
+    const mine = this.#runner.alone(units - share * this.#workers.length);
     const theirs = await Promise.all(others);
     for (const worker of this.#workers) worker.removeAllListeners('error');
     return theirs.reduce((a, b) => a + b, mine);
   }
 
-  /** The loop on this thread alone. */
+  /** The work on this thread alone. */
   alone(units: number): number {
-    return dotPasses(units);
+    return this.#runner.alone(units);
   }
 
   /**
@@ -105,6 +173,7 @@ export class ThreadCeiling {
   }
 
   async dispose(): Promise<void> {
+    this.#runner.dispose();
     await Promise.all(this.#workers.map((w) => w.terminate()));
   }
 }
