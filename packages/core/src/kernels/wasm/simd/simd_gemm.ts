@@ -95,17 +95,13 @@ export interface MatrixLayout {
 
 /**
  * Most k per pass over a block of A: the packed B panel (KC·NR floats, 12 KiB) stays in L1 beside
- * A's row panel. k is cut into even passes (1152 into three of 384, not 256+256+256+384's tail of
- * 128): every pass after the first reads and writes C again, so d = 384 models multiply in one.
+ * A's row panel. k is cut into even passes (1152 into three of 384): every pass after the first
+ * reads and writes all of C again, so a d = 384 model's products run in one pass, not 256 + 128.
  */
 const KC = 384;
 /** Up to this many rows of C, no packing: one GEMV per row (generation's single token). */
 const GEMV_MAX_ROWS = 4;
-/**
- * Row panels per block of A. A block goes through all of its k passes before the next one starts,
- * so that its rows of C (MR·MC_PANELS·n floats) stay in L2 between passes beside A's block
- * (MR·MC_PANELS·KC floats): C goes out to memory once, not once per pass.
- */
+/** Row panels per block of A (MR·MC_PANELS·KC floats stay in L2). */
 const MC_PANELS = 16;
 
 /**
@@ -192,15 +188,14 @@ export class SimdGemm {
     const bPanelBytes = k * NR * 4;
     const ldc = n * 4;
     const cPanelBytes = MR * ldc;
-    const passes = Math.ceil(k / KC);
-    const passK = Math.ceil(k / passes);
-    for (let ic = 0; ic < fullM; ic += MC_PANELS) {
-      const count = Math.min(MC_PANELS, fullM - ic);
-      const cBlock = c + ic * cPanelBytes;
-      for (let pc = 0; pc < k; pc += passK) {
-        const kc = Math.min(passK, k - pc);
-        const accumulate = pc > 0 ? 1 : 0;
+    const passK = Math.ceil(k / Math.ceil(k / KC));
+    for (let pc = 0; pc < k; pc += passK) {
+      const kc = Math.min(passK, k - pc);
+      const accumulate = pc > 0 ? 1 : 0;
+      for (let ic = 0; ic < fullM; ic += MC_PANELS) {
+        const count = Math.min(MC_PANELS, fullM - ic);
         const aBlock = ap + ic * aPanelBytes + pc * MR * 4;
+        const cBlock = c + ic * cPanelBytes;
         for (let jp = 0; jp < fullN; jp++) {
           const bPanel = bp + jp * bPanelBytes + pc * NR * 4;
           x.rowPanels(
@@ -234,12 +229,8 @@ export class SimdGemm {
           );
         }
       }
-    }
-    if (restM > 0) {
-      // The last, partial row panel across every column panel, pass by pass.
-      for (let pc = 0; pc < k; pc += passK) {
-        const kc = Math.min(passK, k - pc);
-        const accumulate = pc > 0 ? 1 : 0;
+      if (restM > 0) {
+        // The last, partial row panel across every column panel.
         const aPanel = ap + fullM * aPanelBytes + pc * MR * 4;
         for (let jp = 0; jp < nPanels; jp++) {
           const bPanel = bp + jp * bPanelBytes + pc * NR * 4;
