@@ -54,13 +54,11 @@ export function bestPeak(a: MatmulPeak, b: MatmulPeak): MatmulPeak {
  * work: the same products on every thread, nothing read back). `dispose` frees the operands.
  */
 export class MatmulProducts {
-  readonly shape: [number, number, number];
   readonly #a: tf.Tensor2D;
   readonly #b: tf.Tensor2D;
 
   constructor(shape: [number, number, number]) {
     const [m, k, n] = shape;
-    this.shape = shape;
     this.#a = tf.randomNormal([m, k], 0, 1, 'float32', 1);
     this.#b = tf.randomNormal([k, n], 0, 1, 'float32', 2);
   }

@@ -11,7 +11,7 @@ import {
   manualSeed,
   Trainer,
 } from '@peft/core';
-import { DataParallelGradients } from '@peft/core/node';
+import { DataParallelGradients, siblingModule } from '@peft/core/node';
 import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
@@ -359,7 +359,7 @@ async function dataParallelSpeed(
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const backend = options.backend === 'cpu' ? 'cpu' : 'wasm';
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
-    workerModule: new URL(`./replica.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
+    workerModule: siblingModule(import.meta.url, 'replica'),
     setupOptions: replica,
     threads: options.threads,
     countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),

@@ -8,7 +8,7 @@
 //   does most of a training step, with its traffic through the caches shared with other machines.
 
 import { Worker } from 'node:worker_threads';
-import { moduleWorker } from '@peft/core/node';
+import { moduleWorker, siblingModule } from '@peft/core/node';
 import { MatmulProducts } from './matmul_peak.js';
 
 const LENGTH = 4096;
@@ -63,12 +63,9 @@ function runnerFor(work: CeilingWork): Runner {
   return {
     alone: (units) => products.run(units),
     startWorker: () =>
-      moduleWorker(
-        new URL(`./matmul_ceiling_worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`, import.meta.url),
-        {
-          workerData: { backend: work.backend, shape: work.shape },
-        },
-      ),
+      moduleWorker(siblingModule(import.meta.url, 'matmul_ceiling_worker'), {
+        workerData: { backend: work.backend, shape: work.shape },
+      }),
     warmUnits: 4,
     dispose: () => products.dispose(),
   };

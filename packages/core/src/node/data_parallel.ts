@@ -12,7 +12,7 @@ import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { GradientContext, GradientResult, GradientSource } from '../train/gradient_source.js';
 import type { FromWorker, ParameterUpdate, ToWorker, WorkerInit } from './data_parallel_protocol.js';
-import { moduleWorker } from './module_worker.js';
+import { moduleWorker, siblingModule } from './module_worker.js';
 
 /**
  * What a worker module exports: `setup(options, { rank })` builds the module and the loss the
@@ -161,11 +161,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
         : options.workerModule.startsWith('file:')
           ? options.workerModule
           : pathToFileURL(options.workerModule).href;
-    // The worker entry beside this file: `.ts` when this file runs from its source.
-    const entry = new URL(
-      `./data_parallel_worker.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`,
-      import.meta.url,
-    );
+    const entry = siblingModule(import.meta.url, 'data_parallel_worker');
     const workers: WorkerHandle[] = [];
     const started: Promise<void>[] = [];
     for (let rank = 1; rank < threads; rank++) {

@@ -18,5 +18,5 @@ export {
   type DataParallelStepTimings,
   splitRows,
 } from './data_parallel.js';
-export { type ModuleWorkerOptions, moduleWorker } from './module_worker.js';
+export { type ModuleWorkerOptions, moduleWorker, siblingModule } from './module_worker.js';
 export { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile } from './safetensors_file.js';

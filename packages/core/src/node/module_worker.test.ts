@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { moduleWorker } from './module_worker.js';
+import { moduleWorker, siblingModule } from './module_worker.js';
 
 function firstMessage(worker: Worker): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -14,6 +14,15 @@ function firstMessage(worker: Worker): Promise<unknown> {
     worker.once('exit', (code) => reject(new Error(`the worker exited (code ${code}) without a message`)));
   });
 }
+
+describe('siblingModule', () => {
+  it("names the module beside the caller with the caller's extension", () => {
+    expect(siblingModule('file:///app/src/speed.ts', 'replica').href).toBe('file:///app/src/replica.ts');
+    expect(siblingModule(new URL('file:///app/dist/speed.js'), 'replica').href).toBe(
+      'file:///app/dist/replica.js',
+    );
+  });
+});
 
 describe('moduleWorker', () => {
   it('runs a TypeScript entry that imports a workspace package', async () => {

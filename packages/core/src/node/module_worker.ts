@@ -18,6 +18,15 @@ export interface ModuleWorkerOptions {
 }
 
 /**
+ * The module `name` beside `base` (the caller's `import.meta.url`), with base's extension: `.ts`
+ * when the caller runs from its source, `.js` when built. For a worker entry next to its caller.
+ */
+export function siblingModule(base: string | URL, name: string): URL {
+  const from = base instanceof URL ? base.href : base;
+  return new URL(`./${name}.${from.endsWith('.ts') ? 'ts' : 'js'}`, from);
+}
+
+/**
  * Starts a worker thread on the ES module at `entry` (a `file:` URL, or a path). A `.ts` entry is
  * imported after registering tsx's loader (resolved from `@peft/core`'s own dependencies), with the
  * `peft-source` condition so that workspace packages resolve to their sources too.
