@@ -5,14 +5,13 @@
 // the replicas with the next batch: the adapter's (tiny) every step, everything once at the start.
 
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import type { GradientContext, GradientResult, GradientSource } from '../train/gradient_source.js';
 import type { FromWorker, ParameterUpdate, ToWorker, WorkerInit } from './data_parallel_protocol.js';
-import { moduleWorker, siblingModule } from './module_worker.js';
+import { moduleHref, moduleWorker, siblingModule } from './module_worker.js';
 
 /**
  * What a worker module exports: `setup(options, { rank })` builds the module and the loss the
@@ -155,12 +154,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
     if (!(Number.isInteger(threads) && threads >= 1)) {
       throw new Error(`DataParallelGradients: threads must be a positive integer (got ${threads})`);
     }
-    const moduleUrl =
-      options.workerModule instanceof URL
-        ? options.workerModule.href
-        : options.workerModule.startsWith('file:')
-          ? options.workerModule
-          : pathToFileURL(options.workerModule).href;
+    const moduleUrl = moduleHref(options.workerModule);
     const entry = siblingModule(import.meta.url, 'data_parallel_worker');
     const workers: WorkerHandle[] = [];
     const started: Promise<void>[] = [];

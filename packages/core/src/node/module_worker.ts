@@ -17,6 +17,11 @@ export interface ModuleWorkerOptions {
   execArgv?: string[];
 }
 
+/** A module's `file:` URL as a string, from a URL, a `file:` URL string or a path. */
+export function moduleHref(entry: URL | string): string {
+  return entry instanceof URL ? entry.href : entry.startsWith('file:') ? entry : pathToFileURL(entry).href;
+}
+
 /**
  * The module `name` beside `base` (the caller's `import.meta.url`), with base's extension: `.ts`
  * when the caller runs from its source, `.js` when built. For a worker entry next to its caller.
@@ -32,8 +37,7 @@ export function siblingModule(base: string | URL, name: string): URL {
  * `peft-source` condition so that workspace packages resolve to their sources too.
  */
 export function moduleWorker(entry: URL | string, options: ModuleWorkerOptions = {}): Worker {
-  const url =
-    entry instanceof URL ? entry.href : entry.startsWith('file:') ? entry : pathToFileURL(entry).href;
+  const url = moduleHref(entry);
   const flags = options.execArgv ?? [...process.execArgv];
   const init = { eval: true, workerData: options.workerData };
   if (!url.endsWith('.ts')) return new Worker(`import(${JSON.stringify(url)})`, { ...init, execArgv: flags });
