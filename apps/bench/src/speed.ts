@@ -246,6 +246,15 @@ async function interleavedSteps(
   }
 }
 
+type InferenceState = 'base' | 'unmerged' | 'merged';
+const INFERENCE_STATES: readonly InferenceState[] = ['base', 'unmerged', 'merged'];
+
+/** The inference check's order in `round`: base, unmerged, merged, rotated left by the round. */
+export function inferenceOrder(round: number): InferenceState[] {
+  const shift = round % INFERENCE_STATES.length;
+  return [...INFERENCE_STATES.slice(shift), ...INFERENCE_STATES.slice(0, shift)];
+}
+
 /** LoRA-style adapter (the first layer technique given) unmerged, merged and disabled: forward CPU seconds. */
 async function inferenceSpeed(
   loadBase: () => Promise<CausalLM>,
@@ -283,17 +292,31 @@ async function inferenceSpeed(
       await forward();
       into.push((await timeOnce(forward)).cpu);
     };
-    // Twice the other checks' rounds: a forward pass is short, and the merged one does exactly the
-    // base's work, so only the machine's noise separates them.
-    for (let round = 0; round < 2 * options.rounds + 1; round++) {
-      peft.disableAdapters();
-      await timed(times.base);
+    let merged = false;
+    const enter = (state: InferenceState) => {
+      if (merged) peft.unmerge();
+      merged = false;
+      if (state === 'base') {
+        peft.disableAdapters();
+        return;
+      }
       peft.enableAdapters();
-      await timed(times.unmerged);
-      peft.merge();
-      await timed(times.merged);
-      peft.unmerge();
+      if (state === 'merged') {
+        peft.merge();
+        merged = true;
+      }
+    };
+    // Twice the other checks' rounds: a forward pass is short, and the merged one does exactly the
+    // base's work, so only the machine's noise separates them. The order rotates each round (whole
+    // turns of three), so that no state always runs first, or always right after a merge's weights.
+    const rounds = INFERENCE_STATES.length * Math.ceil((2 * options.rounds + 1) / INFERENCE_STATES.length);
+    for (let round = 0; round < rounds; round++) {
+      for (const state of inferenceOrder(round)) {
+        enter(state);
+        await timed(times[state]);
+      }
     }
+    if (merged) peft.unmerge();
     return {
       base_seconds: Math.min(...times.base),
       unmerged_seconds: Math.min(...times.unmerged),
@@ -397,7 +420,10 @@ async function dataParallelSpeed(
     for (let block = 0; block <= pairs; block++) {
       const batches = [next(), next()];
       const losses: number[][] = [[], []];
-      for (const [i, trainer] of trainers.entries()) {
+      // The sides take turns going first: neither always follows the other's steps.
+      const oneFirst = block % 2 === 0;
+      for (const i of oneFirst ? [0, 1] : [1, 0]) {
+        const trainer = trainers[i]!;
         for (const [k, rows] of batches.entries()) {
           let loss = 0;
           const timing = await timeOnce(async () => {
@@ -418,7 +444,7 @@ async function dataParallelSpeed(
         maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[1]![k]!));
       }
       for (const [i, ceiling] of ceilings.entries()) {
-        const pair = await ceiling.pair();
+        const pair = await ceiling.pair(oneFirst);
         if (block > 0) pairsByCeiling[i]!.push(pair);
       }
     }

@@ -1,8 +1,9 @@
 // ThreadCeiling: the split run does the one-thread run's work (the same sum, from every thread),
-// for the loop and for matmul products (a worker with its own backend), pairs are timed, bad
-// thread counts are refused, and the workers end with no tensor left behind.
+// for the loop and for matmul products (a worker with its own backend), pairs time each side
+// whichever goes first, bad thread counts are refused, and the workers end with no tensor left
+// behind.
 import * as tf from '@tensorflow/tfjs-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { startBackend } from './backend.js';
 import { ThreadCeiling } from './thread_ceiling.js';
 
@@ -46,6 +47,34 @@ describe('ThreadCeiling', () => {
       await ceiling.dispose();
     }
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('times each side of a pair on its own, whichever side goes first', async () => {
+    const ceiling = await ThreadCeiling.create(2, { kind: 'loop' }, 0.02);
+    // A clock that only the work moves: 5 ms per run alone, 2 ms per split run.
+    let now = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => now);
+    const calls: string[] = [];
+    vi.spyOn(ceiling, 'alone').mockImplementation(() => {
+      calls.push('alone');
+      now += 5;
+      return 0;
+    });
+    vi.spyOn(ceiling, 'split').mockImplementation(async () => {
+      calls.push('split');
+      now += 2;
+      return 0;
+    });
+    try {
+      expect(await ceiling.pair()).toEqual({ one: 0.005, all: 0.002 });
+      expect(calls).toEqual(['alone', 'alone', 'split', 'split']);
+      calls.length = 0;
+      expect(await ceiling.pair(false)).toEqual({ one: 0.005, all: 0.002 });
+      expect(calls).toEqual(['split', 'split', 'alone', 'alone']);
+    } finally {
+      clock.mockRestore();
+      await ceiling.dispose();
+    }
   });
 
   it('refuses fewer than two threads', async () => {

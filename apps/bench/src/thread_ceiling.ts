@@ -151,22 +151,27 @@ export class ThreadCeiling {
 
   /**
    * One pair as the data-parallel check times its steps: each side twice back to back, the second
-   * timed (a worker idle through the one-thread side starts slower).
+   * timed (a worker idle through the one-thread side starts slower); `oneFirst` false runs the
+   * threads' side first (the check alternates, so that neither side always follows the other).
    */
-  async pair(): Promise<CeilingPair> {
-    let one = 0;
-    let all = 0;
-    for (let k = 0; k < 2; k++) {
-      const start = performance.now();
-      this.alone(this.units);
-      one = (performance.now() - start) / 1000;
-    }
-    for (let k = 0; k < 2; k++) {
-      const start = performance.now();
-      await this.split(this.units);
-      all = (performance.now() - start) / 1000;
-    }
-    return { one, all };
+  async pair(oneFirst = true): Promise<CeilingPair> {
+    const timeTwice = async (run: () => unknown): Promise<number> => {
+      let seconds = 0;
+      for (let k = 0; k < 2; k++) {
+        const start = performance.now();
+        await run();
+        seconds = (performance.now() - start) / 1000;
+      }
+      return seconds;
+    };
+    const sides = [
+      () => timeTwice(() => this.alone(this.units)),
+      () => timeTwice(() => this.split(this.units)),
+    ];
+    if (!oneFirst) sides.reverse();
+    const first = await sides[0]!();
+    const second = await sides[1]!();
+    return oneFirst ? { one: first, all: second } : { one: second, all: first };
   }
 
   async dispose(): Promise<void> {
