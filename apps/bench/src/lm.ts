@@ -1,13 +1,21 @@
 // Causal-LM losses and scores over `LabelledRow`s: the training loss (mean cross-entropy over the
 // counted targets), per-row log-likelihoods (classification by comparing label continuations) and
 // perplexity over held-out windows.
-import type { CausalLM } from '@peft/models';
+import { type CausalLM, causalLMLoss } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { perplexityFromNll } from './metrics.js';
 
-/** Inputs (`ids` without the last), flat targets and flat mask of a batch of equal-length rows. */
-function unpack(rows: readonly LabelledRow[]): { inputs: number[][]; targets: number[]; mask: number[] } {
+/**
+ * Inputs (`ids` without the last), flat targets and flat mask of a batch of equal-length rows, and
+ * its labels as transformers takes them: `ids` with -100 where position t + 1 is not counted.
+ */
+function unpack(rows: readonly LabelledRow[]): {
+  inputs: number[][];
+  targets: number[];
+  mask: number[];
+  labels: number[][];
+} {
   const length = rows[0]!.ids.length;
   for (const row of rows) {
     if (row.ids.length !== length || row.mask.length !== length - 1)
@@ -17,6 +25,7 @@ function unpack(rows: readonly LabelledRow[]): { inputs: number[][]; targets: nu
     inputs: rows.map((r) => r.ids.slice(0, -1)),
     targets: rows.flatMap((r) => r.ids.slice(1)),
     mask: rows.flatMap((r) => r.mask),
+    labels: rows.map((r) => r.ids.map((id, t) => (t === 0 || r.mask[t - 1] === 1 ? id : -100))),
   };
 }
 
@@ -26,13 +35,12 @@ function unpack(rows: readonly LabelledRow[]): { inputs: number[][]; targets: nu
  * Trainer's `tf.variableGrads`.
  */
 export function maskedLMLoss(model: CausalLM, rows: readonly LabelledRow[]): tf.Scalar {
-  const { inputs, targets, mask } = unpack(rows);
-  const { logits } = model.forward({ inputIds: inputs });
-  const vocab = logits.shape[2]!;
-  const oneHot = tf.oneHot(tf.tensor1d(targets, 'int32'), vocab);
-  const flat = tf.reshape(logits, [-1, vocab]);
-  if (mask.every((m) => m === 1)) return tf.losses.softmaxCrossEntropy(oneHot, flat) as tf.Scalar;
-  return tf.losses.softmaxCrossEntropy(oneHot, flat, tf.tensor1d(mask)) as tf.Scalar;
+  const { labels } = unpack(rows);
+  return causalLMLoss(
+    model,
+    rows.map((row) => row.ids),
+    labels,
+  );
 }
 
 /** Per row: the sum of the counted targets' log-probabilities and how many targets counted. */

@@ -3,6 +3,7 @@
 import {
   AdamW,
   cosineScheduleWithWarmup,
+  crossEntropy,
   Embedding,
   formatBackendReport,
   initBackend,
@@ -82,9 +83,8 @@ class TinyLM extends Module {
 function languageModelLoss(model: TinyLM, windows: tf.Tensor2D): tf.Scalar {
   const [batch, span] = windows.shape;
   const inputs = tf.slice(windows, [0, 0], [batch, span - 1]);
-  const targets = tf.reshape(tf.slice(windows, [0, 1], [batch, span - 1]), [-1]);
-  const logits = tf.reshape(model.forward(inputs), [-1, VOCAB]);
-  return tf.losses.softmaxCrossEntropy(tf.oneHot(targets, VOCAB), logits) as tf.Scalar;
+  const targets = tf.slice(windows, [0, 1], [batch, span - 1]);
+  return crossEntropy(model.forward(inputs), targets);
 }
 
 function* batches(bytes: Uint8Array, seed: number): Generator<tf.Tensor2D> {

@@ -20,6 +20,7 @@ import {
   architectureFor,
   ByteTokenizer,
   type CausalLM,
+  causalLMLoss,
   createModel,
   type FileData,
   generate,
@@ -29,7 +30,6 @@ import {
   parseConfigJson,
   type Tokenizer,
 } from '@peft/models';
-import * as tf from '@tensorflow/tfjs-core';
 import { adapterFilesFrom, zipAdapter } from './adapter_zip.js';
 import { tokenBlocks } from './data.js';
 import { PlaygroundError } from './errors.js';
@@ -73,19 +73,6 @@ export interface SessionEvents {
 
 /** Seed of the random weights of a `random` source: the same weights each time it is rebuilt. */
 const RANDOM_MODEL_SEED = 1234;
-
-/**
- * The causal language-modelling loss of transformers' `*ForCausalLM` with `labels=input_ids`: mean
- * cross-entropy of each token given those before it (what `peft train` minimises).
- */
-export function causalLMLoss(model: CausalLM, blocks: readonly (readonly number[])[]): tf.Scalar {
-  const inputs = blocks.map((block) => block.slice(0, -1));
-  const targets = blocks.flatMap((block) => block.slice(1));
-  const { logits } = model.forward({ inputIds: inputs });
-  const vocab = logits.shape[2]!;
-  const oneHot = tf.oneHot(tf.tensor1d(targets, 'int32'), vocab);
-  return tf.losses.softmaxCrossEntropy(oneHot, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-}
 
 function nextTask(): Promise<void> {
   // A macrotask, so that control messages queued meanwhile (pause, stop) are delivered.

@@ -3,10 +3,9 @@
 // lavapipe or SwiftShader): its loss and its gradients wrt every trainable tensor agree with WASM.
 // Core's cross_backend test checks the ops one by one; this checks the packages together.
 import { getPeftMethod, getPeftModel, initBackend, manualSeed } from '@peft/core';
-import { createModel } from '@peft/models';
+import { causalLMLoss, createModel } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { causalLMLoss } from './session.js';
 
 /** Relative error: max|a - b| / max|b|. */
 function relativeError(actual: Float32Array, expected: Float32Array): number {

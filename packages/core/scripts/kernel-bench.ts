@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerAllGradients } from '../src/backend/register_gradients.js';
 import {
+  crossEntropy,
   geluNew,
   layerNorm,
   registerTrainingKernels,
@@ -125,6 +126,17 @@ const cases: Case[] = [
         [q!, k!, v!],
         dy,
       ),
+  },
+  {
+    name: 'LM loss fwd+bwd: [1024x256] logits, cross-entropy',
+    flops: 0,
+    prepare: () => [normal([B * T, 256], 17), tf.randomUniform([B * T], 0, 256, 'int32', 18)],
+    run: ([logits, targets]) => tf.grad((x: tf.Tensor) => crossEntropy(x, targets!))(logits!),
+    baseline: {
+      note: 'losses.softmaxCrossEntropy, one-hot labels',
+      run: ([logits, targets]) =>
+        tf.grad((x: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(targets!, 256), x))(logits!),
+    },
   },
   {
     name: 'one token: [1x384]@[384x1536] (generation)',

@@ -11,6 +11,7 @@ export {
   type CausalLMOutput,
   type TokenIdsLike,
 } from './causal_lm.js';
+export { causalLMLoss } from './causal_lm_loss.js';
 export {
   CONFIG_FILE,
   type LoadModelOptions,

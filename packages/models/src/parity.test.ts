@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { causalLMLoss } from './causal_lm_loss.js';
 import { generate } from './generate.js';
 import { loadModel } from './node/index.js';
 import {
@@ -29,6 +30,19 @@ describe.each(MODEL_FIXTURES)('%s against transformers', (name) => {
       console.log(`parity ${name} ${c.name}: max abs diff ${diff.toExponential(2)}`);
       expect(diff).toBeLessThanOrEqual(1e-4);
     }
+    model.dispose();
+  });
+
+  it("gives transformers' loss with labels, -100 ignored (relative diff <= 1e-5)", async () => {
+    const model = await loadModel(fixtureDir(name));
+    const { input_ids, labels, loss } = expected.loss;
+    const before = tf.memory().numTensors;
+    const ours = tf.tidy(() => causalLMLoss(model, input_ids, labels).dataSync()[0]!);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(Math.abs(ours - loss) / loss).toBeLessThanOrEqual(1e-5);
+    // Every label counted is a different loss: the -100s are what was left out.
+    const all = tf.tidy(() => causalLMLoss(model, input_ids).dataSync()[0]!);
+    expect(Math.abs(all - loss)).toBeGreaterThan(1e-3);
     model.dispose();
   });
 

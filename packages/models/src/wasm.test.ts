@@ -3,6 +3,7 @@
 import { initBackend } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { causalLMLoss } from './causal_lm_loss.js';
 import { generate } from './generate.js';
 import { KVBuffer } from './kv_buffer.js';
 import { loadModel } from './node/index.js';
@@ -28,6 +29,9 @@ describe.each(['gpt2-wide', 'llama-gqa-untied', 'qwen2-tiny'])('%s on wasm', (na
       console.log(`parity (wasm) ${name} ${c.name}: max abs diff ${diff.toExponential(2)}`);
       expect(diff).toBeLessThanOrEqual(1e-4);
     }
+    const { input_ids, labels, loss } = expected.loss;
+    const ours = tf.tidy(() => causalLMLoss(model, input_ids, labels).dataSync()[0]!);
+    expect(Math.abs(ours - loss) / loss).toBeLessThanOrEqual(1e-5);
     const { prompt, max_new_tokens, greedy } = expected.generation;
     expect(await generate(model, prompt, { maxNewTokens: max_new_tokens, eosTokenId: null })).toEqual(
       greedy.slice(prompt.length),

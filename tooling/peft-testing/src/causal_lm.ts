@@ -1,23 +1,10 @@
 // The causal-LM loss and logits the tests and fixture scripts compute on @peft/models' models, and the
 // seeded token ids they feed them.
 import type { CausalLM } from '@peft/models';
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 
-/** Mean next-token cross-entropy of a batch of token ids (as transformers' `labels=input_ids`). */
-export function causalLMLoss(model: CausalLM, ids: number[][]): tf.Scalar {
-  return tf.tidy(() => {
-    const logits = model.forward({ inputIds: ids.map((row) => row.slice(0, -1)) }).logits;
-    const vocab = logits.shape[2]!;
-    const targets = tf.oneHot(
-      tf.tensor1d(
-        ids.flatMap((row) => row.slice(1)),
-        'int32',
-      ),
-      vocab,
-    );
-    return tf.losses.softmaxCrossEntropy(targets, tf.reshape(logits, [-1, vocab])) as tf.Scalar;
-  });
-}
+/** Mean next-token cross-entropy of a batch of token ids (transformers' `labels=input_ids`). */
+export { causalLMLoss } from '@peft/models';
 
 /** The model's logits `[batch, length, vocab]` for `ids`. */
 export function logitsOf(model: CausalLM, ids: number[][]): tf.Tensor {

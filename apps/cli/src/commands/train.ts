@@ -17,9 +17,9 @@ import {
   Trainer,
 } from '@peft/core';
 import { saveAdapter } from '@peft/core/node';
+import { causalLMLoss } from '@peft/models';
 import { SingleBar } from 'cli-progress';
 import { startBackend } from '../backend.js';
-import { causalLMLoss } from '../causal_lm_loss.js';
 import type { LrScheduler } from '../choices.js';
 import { UsageError } from '../errors.js';
 import { checkModelFolder, loadModelFolder, vocabSize } from '../model_folder.js';

@@ -28,6 +28,8 @@ const kernelNames = [
   'PeftSoftmaxGrad',
   'PeftCausalAttention',
   'PeftCausalAttentionGrad',
+  'PeftCrossEntropy',
+  'PeftCrossEntropyGrad',
   'PeftKVWrite',
   'PeftCachedAttention',
 ].sort();

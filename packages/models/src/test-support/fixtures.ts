@@ -25,6 +25,8 @@ export interface LogitsCase {
 export interface ModelExpectation {
   model_type: string;
   cases: LogitsCase[];
+  /** transformers' loss for `model(input_ids, labels=labels)` (-100: not counted). */
+  loss: { input_ids: number[][]; labels: number[][]; loss: number };
   generation: { prompt: number[]; max_new_tokens: number; greedy: number[] };
 }
 

@@ -11,6 +11,7 @@ import {
   Softmax,
   type Tensor,
   type TensorInfo,
+  zerosLike,
 } from '@tensorflow/tfjs-core';
 import type { FusedKernels } from './simd/fused_kernels.js';
 import { fusedKernelsFor, simdGemmFor } from './simd/simd_backend.js';
@@ -22,6 +23,15 @@ export const PEFT_LAYER_NORM = 'PeftLayerNorm';
 export const PEFT_LAYER_NORM_GRAD = 'PeftLayerNormGrad';
 export const PEFT_SOFTMAX = 'PeftSoftmax';
 export const PEFT_SOFTMAX_GRAD = 'PeftSoftmaxGrad';
+export const PEFT_CROSS_ENTROPY = 'PeftCrossEntropy';
+export const PEFT_CROSS_ENTROPY_GRAD = 'PeftCrossEntropyGrad';
+
+/**
+ * Below this probability of the target, a row's loss is `logsumexp(x) - x[t]` from the logits (a
+ * scalar pass over the row) rather than `-log p[t]`: p can underflow where the target's logit is
+ * ~87 or more below the row's largest.
+ */
+const SMALLEST_TARGET_PROBABILITY = 1e-30;
 
 type Inputs = Record<string, TensorInfo>;
 
@@ -117,6 +127,74 @@ const softmaxGradConfig = config(PEFT_SOFTMAX_GRAD, ({ inputs, backend }) => {
   return dx;
 });
 
+/** logsumexp of `d` floats of `heap` from `start` (scalar; only for rows whose target underflows). */
+function logSumExp(heap: Float32Array, start: number, d: number): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let j = start; j < start + d; j++) max = Math.max(max, heap[j]!);
+  let sum = 0;
+  for (let j = start; j < start + d; j++) sum += Math.exp(heap[j]! - max);
+  return max + Math.log(sum);
+}
+
+/**
+ * The mean cross-entropy of logits `[rows, d]` against int32 targets `[rows]` (rows whose target is
+ * `ignoreIndex` count nothing; the op checks the rest are in [0, d)), and the softmax, which the
+ * gradient keeps: the backend's Softmax kernel, then one read of each row's target probability.
+ */
+const crossEntropyConfig = config(PEFT_CROSS_ENTROPY, ({ inputs, backend, attrs }) => {
+  const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
+  const [rows, d] = logits.shape as [number, number];
+  const ignoreIndex = attrs.ignoreIndex as number;
+  const probs = getKernel(Softmax, 'wasm').kernelFunc({
+    inputs: { logits },
+    backend,
+    attrs: { dim: 1 },
+  }) as TensorInfo;
+  const heap = backend.wasm.HEAPF32;
+  const ids = backend.wasm.HEAP32;
+  const p = heapOffset(backend, probs) >>> 2;
+  const x = heapOffset(backend, logits) >>> 2;
+  const t = heapOffset(backend, targets) >>> 2;
+  let sum = 0;
+  let counted = 0;
+  for (let i = 0; i < rows; i++) {
+    const target = ids[t + i]!;
+    if (target === ignoreIndex) continue;
+    const probability = heap[p + i * d + target]!;
+    sum +=
+      probability >= SMALLEST_TARGET_PROBABILITY
+        ? -Math.log(probability)
+        : logSumExp(heap, x + i * d, d) - heap[x + i * d + target]!;
+    counted++;
+  }
+  const loss = backend.makeOutput([], 'float32');
+  // A mean over no rows is NaN, as in PyTorch.
+  backend.wasm.HEAPF32[heapOffset(backend, loss) >>> 2] = sum / counted;
+  return [loss, probs];
+});
+
+/** dlogits = dy/counted · (P - onehot(targets)), zero on ignored rows. */
+const crossEntropyGradConfig = config(PEFT_CROSS_ENTROPY_GRAD, ({ inputs, backend, attrs }) => {
+  const { probs, targets, dy } = inputs as { probs: TensorInfo; targets: TensorInfo; dy: TensorInfo };
+  const [rows, d] = probs.shape as [number, number];
+  const ignoreIndex = attrs.ignoreIndex as number;
+  const ids = backend.wasm.HEAP32;
+  const t = heapOffset(backend, targets) >>> 2;
+  let counted = 0;
+  for (let i = 0; i < rows; i++) if (ids[t + i] !== ignoreIndex) counted++;
+  const scale = backend.wasm.HEAPF32[heapOffset(backend, dy) >>> 2]! / counted;
+  const dx = backend.makeOutput(probs.shape, 'float32');
+  fused(backend).crossEntropyGrad(
+    heapOffset(backend, probs),
+    heapOffset(backend, targets),
+    heapOffset(backend, dx),
+    rows,
+    d,
+    scale,
+  );
+  return dx;
+});
+
 /** Kernels of the fused ops (wasm only). */
 export const fusedKernelConfigs: readonly KernelConfig[] = [
   geluNewConfig,
@@ -125,6 +203,8 @@ export const fusedKernelConfigs: readonly KernelConfig[] = [
   layerNormGradConfig,
   softmaxConfig,
   softmaxGradConfig,
+  crossEntropyConfig,
+  crossEntropyGradConfig,
 ];
 
 const run = (name: string, inputs: Record<string, Tensor>, attrs: NamedAttrMap = {}) =>
@@ -148,6 +228,19 @@ const gradients: readonly GradConfig[] = [
         attrs,
       ) as Tensor[];
       return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    },
+  },
+  {
+    kernelName: PEFT_CROSS_ENTROPY,
+    inputsToSave: ['targets'],
+    outputsToSave: [false, true],
+    gradFunc: (dy, saved, attrs) => {
+      const [targets, probs] = saved as [Tensor, Tensor];
+      const dLoss = (dy as Tensor[])[0]!;
+      return {
+        logits: () => run(PEFT_CROSS_ENTROPY_GRAD, { probs, targets, dy: dLoss }, attrs) as Tensor,
+        targets: () => zerosLike(targets),
+      };
     },
   },
   {

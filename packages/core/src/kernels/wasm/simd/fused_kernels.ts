@@ -36,6 +36,7 @@ type FusedExports = {
     scale: number,
   ): void;
   columnSums(x: number, out: number, rows: number, cols: number): void;
+  crossEntropyGrad(p: number, targets: number, dx: number, rows: number, d: number, scale: number): void;
 };
 
 /**
@@ -136,6 +137,14 @@ export class FusedKernels {
   /** out[j] = Σ_r x[r][j], row by row in float32 (bit-identical to the wasm Sum kernel's order). */
   columnSums(x: number, out: number, rows: number, cols: number): void {
     this.#x.columnSums(x, out, rows, cols);
+  }
+
+  /**
+   * dx[i] = scale·(P[i] - onehot(targets[i])) per row of `d` (any d), zero for a target outside
+   * [0, d) (ignored); targets int32.
+   */
+  crossEntropyGrad(p: number, targets: number, dx: number, rows: number, d: number, scale: number): void {
+    this.#x.crossEntropyGrad(p, targets, dx, rows, d, scale);
   }
 
   softmaxGrad(y: number, dy: number, dx: number, rows: number, d: number): void {

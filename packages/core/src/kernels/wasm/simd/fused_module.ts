@@ -13,6 +13,7 @@ export const FUSED_FUNCTIONS = [
   'causalSoftmax',
   'causalSoftmaxGrad',
   'columnSums',
+  'crossEntropyGrad',
 ] as const;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -550,6 +551,50 @@ function columnSums(): FunctionBuilder {
   return f;
 }
 
+/**
+ * crossEntropyGrad(p, targets, dx, rows, d, scale): the gradient of a mean cross-entropy from its
+ * softmax P: dx[i] = scale·(P[i] - onehot(targets[i])) for a target in [0, d), zero for any other
+ * (ignored) target. targets are int32; any d.
+ */
+function crossEntropyGrad(): FunctionBuilder {
+  const f = new FunctionBuilder([i32, i32, i32, i32, i32, f32]);
+  const [p, targets, dx, rows, d, scale] = indices(6);
+  const [r, t, vectors, j, pp, pdx] = f.locals(i32, 6);
+  const s = f.local(f32);
+  const vs = f.local(v128);
+  f.get(d).i32Const(2).op(0x75 /* shr_s */).set(vectors);
+  f.forRange(r, rows, () => {
+    f.get(targets).i32Load().set(t);
+    // s = scale where 0 <= t < d (unsigned compare), else 0.
+    f.get(scale).f32Const(0).get(t).get(d).ltU().select().set(s);
+    f.get(s).f32x4Splat().set(vs);
+    f.get(p).set(pp).get(dx).set(pdx);
+    f.forRange(j, vectors, () => {
+      f.get(pdx).get(pp).v128Load().get(vs).f32x4Mul().v128Store();
+      f.increment(pp, 16).increment(pdx, 16);
+    });
+    f.get(vectors).i32Const(2).op(0x74 /* shl */).set(j);
+    f.block(() =>
+      f.loop(() => {
+        f.get(j).get(d).geS().brIf(1);
+        f.get(pdx).get(pp).f32Load().get(s).f32Mul().f32Store();
+        f.increment(pp, 4).increment(pdx, 4).increment(j, 1).br(0);
+      }),
+    );
+    f.get(t)
+      .get(d)
+      .ltU()
+      .ifElse(() => {
+        f.get(dx).get(t).i32Const(4).mul().add().set(pdx);
+        f.get(pdx).get(pdx).f32Load().get(s).f32Sub().f32Store();
+      });
+    f.get(p).get(d).i32Const(4).mul().add().set(p);
+    f.get(dx).get(d).i32Const(4).mul().add().set(dx);
+    f.increment(targets, 4);
+  });
+  return f;
+}
+
 export function fusedModuleBytes(shared: boolean): Uint8Array {
   const builders: Record<(typeof FUSED_FUNCTIONS)[number], FunctionBuilder> = {
     geluNew: geluNew(),
@@ -560,6 +605,7 @@ export function fusedModuleBytes(shared: boolean): Uint8Array {
     causalSoftmax: causalSoftmax(),
     causalSoftmaxGrad: causalSoftmaxGrad(),
     columnSums: columnSums(),
+    crossEntropyGrad: crossEntropyGrad(),
   };
   return buildModule(
     FUSED_FUNCTIONS.map((name) => ({ name, fn: builders[name] })),

@@ -133,6 +133,9 @@ export class FunctionBuilder {
     return this.op(0x1b);
   }
 
+  i32Load(offset = 0): this {
+    return this.op(0x28, 2, ...unsignedLeb(offset));
+  }
   f32Load(offset = 0): this {
     return this.op(0x2a, 2, ...unsignedLeb(offset));
   }
