@@ -1,6 +1,8 @@
 import {
   type AttentionPrefixProvider,
   cachedAttention,
+  causalSelfAttention,
+  causalSelfAttentionFusable,
   type KVPrefix,
   Module,
   type PrefixableModel,
@@ -193,6 +195,24 @@ export class AttentionContext {
   /** Total number of keys each query sees (prefix, cache and new tokens). */
   get keyLength(): number {
     return this.prefixLength + this.pastLength + this.length;
+  }
+
+  /**
+   * Self-attention straight from a fused projection `qkv [B, T, 3·H·D]` (q, k, v side by side, as
+   * GPT-2's `c_attn` gives them), returned as `[B, T, H·D]`; null when this pass needs `attend`: a
+   * prefix, a cache (given, kept or a buffer), a key mask, dropout, or no fused kernel for the shape
+   * (core's `causalSelfAttention`: wasm with its kernels).
+   */
+  attendPacked(qkv: tf.Tensor, heads: number, options: { scale: number; dropout: number }): tf.Tensor | null {
+    const general =
+      this.#buffer !== undefined ||
+      this.#cache !== undefined ||
+      this.newCache !== null ||
+      this.#provider !== null ||
+      this.keyMask !== undefined ||
+      options.dropout > 0;
+    if (general || !causalSelfAttentionFusable(qkv, heads)) return null;
+    return causalSelfAttention(qkv, heads, options.scale);
   }
 
   /**

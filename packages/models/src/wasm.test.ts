@@ -46,6 +46,65 @@ describe.each(['gpt2-wide', 'llama-gqa-untied', 'qwen2-tiny'])('%s on wasm', (na
   });
 });
 
+describe('gpt2-wide: attention read in place from c_attn on wasm', () => {
+  it("gives the general path's logits and gradients, with no split, transposes or concat", async () => {
+    const model = await loadModel(fixtureDir('gpt2-wide'));
+    model.eval(); // no dropout: attention dropout takes the general path
+    const ids = [
+      [3, 17, 5, 29, 11, 8, 2, 19],
+      [23, 7, 1, 9, 14, 6, 30, 4],
+    ];
+    const parameters = [...model.namedParameters()];
+    // An all-ones attention mask takes the general path (split, heads, attention, merge): the same math.
+    const run = (attentionMask?: number[][]) =>
+      tf.variableGrads(
+        () =>
+          tf.tidy(() => {
+            const { logits } = model.forward({ inputIds: ids, ...(attentionMask ? { attentionMask } : {}) });
+            return tf.mean(tf.square(logits)) as tf.Scalar;
+          }),
+        parameters.map(([, p]) => p.variable),
+      );
+    const before = tf.memory().numTensors;
+    const packed = run();
+    const general = run(ids.map((row) => row.map(() => 1)));
+    expect(Math.abs(packed.value.dataSync()[0]! - general.value.dataSync()[0]!)).toBeLessThan(1e-6);
+    for (const [, p] of parameters) {
+      const a = packed.grads[p.variable.name]!.dataSync();
+      const b = general.grads[p.variable.name]!.dataSync();
+      const worst = a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!) / (1e-3 + Math.abs(b[i]!))), 0);
+      expect(worst).toBeLessThan(1e-3);
+    }
+    tf.dispose([
+      packed.value,
+      general.value,
+      ...Object.values(packed.grads),
+      ...Object.values(general.grads),
+    ]);
+    expect(tf.memory().numTensors).toBe(before);
+    // tf.profile returns the engine's one profile object: read each before the next.
+    const kernelsOf = async (attentionMask?: number[][]) => {
+      const profile = await tf.profile(() => {
+        const { value, grads } = run(attentionMask);
+        tf.dispose([value, ...Object.values(grads)]);
+      });
+      return profile.kernels.map((k) => k.name);
+    };
+    const count = (names: string[], name: string) => names.filter((n) => n === name).length;
+    const inPlace = await kernelsOf();
+    const split = await kernelsOf(ids.map((row) => row.map(() => 1)));
+    expect(inPlace).toContain('PeftCausalSelfAttention');
+    expect(inPlace).toContain('PeftCausalSelfAttentionGrad');
+    expect(split).not.toContain('PeftCausalSelfAttention');
+    // Per layer (2), the general path splits q, k, v (and concats their gradients) and transposes
+    // q, k, v and the output both ways: 8 transposes.
+    expect([count(inPlace, 'SplitV'), count(inPlace, 'Concat')]).toEqual([0, 0]);
+    expect([count(split, 'SplitV'), count(split, 'Concat')]).toEqual([2, 2]);
+    expect(count(split, 'Transpose') - count(inPlace, 'Transpose')).toBe(16);
+    model.dispose();
+  });
+});
+
 describe.each(['gpt2-wide', 'llama-gqa-untied'])('%s: the in-place KV buffer on wasm', (name) => {
   it('gives the logits of the whole sequence, a token at a time, at a flat cost', async () => {
     const model = await loadModel(fixtureDir(name));

@@ -1,5 +1,6 @@
 // Training kernels and fused ops for TensorFlow.js backends: see README.md for what each fixes.
 export { cachedAttention, cachedAttentionAvailable, writeKV } from './ops/cached_attention.js';
+export { causalSelfAttention, causalSelfAttentionFusable } from './ops/causal_attention.js';
 export { type CrossEntropyOptions, crossEntropy } from './ops/cross_entropy.js';
 export { geluNew } from './ops/gelu_new.js';
 export { layerNorm } from './ops/layer_norm.js';

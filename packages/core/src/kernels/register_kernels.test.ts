@@ -28,6 +28,8 @@ const kernelNames = [
   'PeftSoftmaxGrad',
   'PeftCausalAttention',
   'PeftCausalAttentionGrad',
+  'PeftCausalSelfAttention',
+  'PeftCausalSelfAttentionGrad',
   'PeftCrossEntropy',
   'PeftCrossEntropyGrad',
   'PeftKVWrite',

@@ -56,6 +56,14 @@ export class GPT2Attention extends Module {
     return tf.tidy(() => {
       const [batch, length, dim] = x.shape as [number, number, number];
       const qkv = childLayer(this, 'c_attn').forward(x);
+      const dropout = this.training ? this.#attentionDropout : 0;
+      // Plain causal self-attention reads q, k, v in place where core's kernels can.
+      const packed = context.attendPacked(tf.reshape(qkv, [batch, length, 3 * dim]), this.#heads, {
+        scale: this.#scale,
+        dropout,
+      });
+      if (packed)
+        return childLayer(this, 'resid_dropout').forward(childLayer(this, 'c_proj').forward(packed));
       // Split on the last axis of a 2-D view: the fast path (a middle-axis split is per element).
       const [q, k, v] = tf.split(tf.reshape(qkv, [batch * length, 3 * dim]), 3, 1) as [
         tf.Tensor,
@@ -64,10 +72,7 @@ export class GPT2Attention extends Module {
       ];
       const heads = (t: tf.Tensor) =>
         splitHeads(tf.reshape(t, [batch, length, dim]), this.#heads, this.#headDim);
-      const out = context.attend(layerIndex, heads(q), heads(k), heads(v), {
-        scale: this.#scale,
-        dropout: this.training ? this.#attentionDropout : 0,
-      });
+      const out = context.attend(layerIndex, heads(q), heads(k), heads(v), { scale: this.#scale, dropout });
       const projected = childLayer(this, 'c_proj').forward(mergeHeads(out));
       return childLayer(this, 'resid_dropout').forward(projected);
     });

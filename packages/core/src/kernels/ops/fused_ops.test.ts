@@ -8,6 +8,7 @@ import { registerAllGradients } from '../../backend/register_gradients.js';
 import { scaledDotProductAttention } from '../../nn/attention.js';
 import { registerTrainingKernels } from '../register_kernels.js';
 import { setWasmMatmulEngine } from '../wasm/simd/simd_backend.js';
+import { causalSelfAttention, causalSelfAttentionFusable } from './causal_attention.js';
 import { geluNew } from './gelu_new.js';
 import { layerNorm } from './layer_norm.js';
 import { softmaxLastAxis } from './softmax.js';
@@ -16,6 +17,21 @@ beforeAll(async () => {
   registerAllGradients();
   registerTrainingKernels();
 });
+
+/** q | k | v of `[B, T, 3·H·D]` into heads, causal attention, heads merged back: `[B, T, H·D]`. */
+function splitAttendMerge(qkv: tf.Tensor, heads: number, scale: number): tf.Tensor {
+  const [b, t, width3] = qkv.shape as [number, number, number];
+  const d = width3 / 3 / heads;
+  const [q, k, v] = tf
+    .split(qkv, 3, 2)
+    .map((x) => tf.transpose(tf.reshape(x, [b, t, heads, d]), [0, 2, 1, 3])) as [
+    tf.Tensor,
+    tf.Tensor,
+    tf.Tensor,
+  ];
+  const out = scaledDotProductAttention(q, k, v, { scale });
+  return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b, t, heads * d]);
+}
 
 type Case = { inputs: () => tf.Tensor[]; f: (...xs: tf.Tensor[]) => tf.Tensor };
 
@@ -97,6 +113,24 @@ describe('fused ops on wasm match the composed ops on cpu', () => {
       },
       ['PeftCausalAttention'],
     ]),
+    ...(
+      [
+        [2, 8, 3, 16],
+        [1, 12, 2, 12],
+        [3, 4, 1, 5],
+      ] as const
+    ).map(([b, t, h, d]): [string, Case, string[]] => [
+      `causal self-attention from a packed qkv [${b}, ${t}, 3·${h}·${d}] (heads merged out)`,
+      {
+        inputs: () => [normal([b, t, 3 * h * d], 26)],
+        // On cpu (and wherever it does not fuse): split, heads, attention, merge, from tfjs ops.
+        f: (qkv) =>
+          causalSelfAttentionFusable(qkv!, h)
+            ? causalSelfAttention(qkv!, h, 0.3)
+            : splitAttendMerge(qkv!, h, 0.3),
+      },
+      ['PeftCausalSelfAttention'],
+    ]),
     [
       'causal attention with 6 queries (not a multiple of 4: composed, fused softmax)',
       {
@@ -141,6 +175,29 @@ describe('fused ops on wasm match the composed ops on cpu', () => {
     } finally {
       setWasmMatmulEngine('simd');
     }
+  });
+
+  it('fuses self-attention only for float32 [B, T, 3·heads·D] with T a multiple of 4', async () => {
+    await tf.setBackend('wasm');
+    tf.tidy(() => {
+      expect(causalSelfAttentionFusable(tf.zeros([1, 8, 48]), 2)).toBe(true);
+      expect(causalSelfAttentionFusable(tf.zeros([1, 6, 48]), 2)).toBe(false);
+      expect(causalSelfAttentionFusable(tf.zeros([1, 8, 48]), 5)).toBe(false);
+      expect(causalSelfAttentionFusable(tf.zeros([8, 48]), 2)).toBe(false);
+      expect(causalSelfAttentionFusable(tf.zeros([1, 8, 48], 'int32'), 2)).toBe(false);
+    });
+    await tf.setBackend('cpu');
+    expect(tf.tidy(() => causalSelfAttentionFusable(tf.zeros([1, 8, 48]), 2))).toBe(false);
+  });
+
+  it('self-attention leaves no tensor behind (forward and backward)', async () => {
+    await tf.setBackend('wasm');
+    const qkv = tf.variable(normal([2, 8, 48], 27));
+    const before = tf.memory().numTensors;
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(causalSelfAttention(qkv, 2, 0.25))));
+    tf.dispose([value, ...Object.values(grads)]);
+    expect(tf.memory().numTensors).toBe(before);
+    qkv.dispose();
   });
 
   it('leaves no tensor behind (forward and backward)', async () => {
