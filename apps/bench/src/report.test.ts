@@ -259,6 +259,10 @@ describe('speed targets', () => {
     expect(renderMarkdown(fakeResults())).toContain('## Speed targets (issue 10)');
     // Without the speed checks, the rest is not measured.
     expect(rows.find((r) => r.target.startsWith('2 threads'))!.met).toBe('not measured');
+    const latency = claimRows(fakeResults()).find(
+      (r) => r.claim === 'no added inference latency once merged',
+    )!;
+    expect(latency.verdict).toBe('not measured');
   });
 
   it('judges the speed checks round by round: the median of paired ratios, not the least disturbed', async () => {
@@ -341,6 +345,12 @@ describe('speed targets', () => {
     );
     expect(row('2 threads').met).toBe('yes');
     expect(row('generation per-token time flat').met).toBe('yes');
+    // The LoRA paper's "no added latency once merged" is judged on the same rounds: merged 1.0, 1.02, 0.99.
+    const latency = claimRows(results).find((r) => r.claim === 'no added inference latency once merged')!;
+    expect(latency.measured).toMatch(
+      /^merged forward 1\.00x of the base model's, unmerged 1\.12x \(median of the 3 /,
+    );
+    expect(latency.verdict).toBe('yes');
     results.speed.data_parallel!.work_overhead = -0.02;
     results.speed.data_parallel!.median_pair_speedup = 1.7;
     results.speed.generation![2]!.milliseconds = 9;
