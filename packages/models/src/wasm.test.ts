@@ -70,8 +70,8 @@ describe('gpt2-wide: attention read in place from c_attn on wasm', () => {
     const general = run(ids.map((row) => row.map(() => 1)));
     expect(Math.abs(packed.value.dataSync()[0]! - general.value.dataSync()[0]!)).toBeLessThan(1e-6);
     for (const [, p] of parameters) {
-      const a = packed.grads[p.variable.name]!.dataSync();
-      const b = general.grads[p.variable.name]!.dataSync();
+      const a = Array.from(packed.grads[p.variable.name]!.dataSync());
+      const b = Array.from(general.grads[p.variable.name]!.dataSync());
       const worst = a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!) / (1e-3 + Math.abs(b[i]!))), 0);
       expect(worst).toBeLessThan(1e-3);
     }

@@ -172,110 +172,104 @@ function packedDims(qkv: TensorInfo, heads: number, scale: number): AttentionDim
   return { batch, pairs: batch * heads, tq: t, tk: t, d: width3 / 3 / heads, scale };
 }
 
-const forwardConfig: KernelConfig = {
-  kernelName: PEFT_CAUSAL_ATTENTION,
-  backendName: 'wasm',
-  kernelFunc: asKernelFunc(({ inputs, backend, attrs }: WasmKernelArgs<Inputs, NamedAttrMap>) => {
-    const { q, k, v } = inputs as { q: TensorInfo; k: TensorInfo; v: TensorInfo };
-    const dims = headMajorDims(q, k, attrs.scale as number);
-    const e = engines(backend);
-    const out = backend.makeOutput(q.shape, 'float32');
-    const probs = backend.makeOutput([...q.shape.slice(0, 3), dims.tk], 'float32');
-    const [qo, ko, vo, oo] = [q, k, v, out].map((x) => heapOffset(backend, x)) as [
-      number,
-      number,
-      number,
-      number,
-    ];
-    attendPairs(
+function attentionKernel(
+  kernelName: string,
+  run: (args: WasmKernelArgs<Inputs, NamedAttrMap>) => TensorInfo | TensorInfo[],
+): KernelConfig {
+  return { kernelName, backendName: 'wasm', kernelFunc: asKernelFunc(run) };
+}
+
+/** Runs `fn` with `[Tq, Tk]` floats of scratch (dS, one pair at a time), freed afterwards. */
+function withScratch<T>(backend: WasmBackend, dims: AttentionDims, fn: (ds: number) => T): T {
+  const ds = backend.makeOutput([dims.tq, dims.tk], 'float32');
+  try {
+    return fn(heapOffset(backend, ds));
+  } finally {
+    backend.disposeData(ds.dataId);
+  }
+}
+
+const forwardConfig = attentionKernel(PEFT_CAUSAL_ATTENTION, ({ inputs, backend, attrs }) => {
+  const { q, k, v } = inputs as Record<'q' | 'k' | 'v', TensorInfo>;
+  const dims = headMajorDims(q, k, attrs.scale as number);
+  const e = engines(backend); // before any output: nothing to free if SIMD is missing
+  const out = backend.makeOutput(q.shape, 'float32');
+  const probs = backend.makeOutput([...q.shape.slice(0, 3), dims.tk], 'float32');
+  const at = (x: TensorInfo) => heapOffset(backend, x);
+  const o = at(out);
+  attendPairs(
+    e,
+    dims,
+    headMajor(dims.tq, dims.tk, dims.d, at(q), at(k), at(v)),
+    (bh) => ({ offset: o + bh * dims.tq * dims.d * 4, stride: dims.d * 4 }),
+    at(probs),
+  );
+  return [out, probs];
+});
+
+const backwardConfig = attentionKernel(PEFT_CAUSAL_ATTENTION_GRAD, ({ inputs, backend, attrs }) => {
+  const { dy, q, k, v, probs } = inputs as Record<'dy' | 'q' | 'k' | 'v' | 'probs', TensorInfo>;
+  const dims = headMajorDims(q, k, attrs.scale as number);
+  const e = engines(backend); // before any output: nothing to free if SIMD is missing
+  const [dq, dk, dv] = [q, k, v].map((x) => backend.makeOutput(x.shape, 'float32')) as [
+    TensorInfo,
+    TensorInfo,
+    TensorInfo,
+  ];
+  const at = (x: TensorInfo) => heapOffset(backend, x);
+  const dyo = at(dy);
+  withScratch(backend, dims, (ds) =>
+    attendPairsGrad(
       e,
       dims,
-      headMajor(dims.tq, dims.tk, dims.d, qo, ko, vo),
-      (bh) => ({ offset: oo + bh * dims.tq * dims.d * 4, stride: dims.d * 4 }),
-      heapOffset(backend, probs),
-    );
-    return [out, probs];
-  }),
-};
+      headMajor(dims.tq, dims.tk, dims.d, at(q), at(k), at(v)),
+      (bh) => ({ offset: dyo + bh * dims.tq * dims.d * 4, stride: dims.d * 4 }),
+      headMajor(dims.tq, dims.tk, dims.d, at(dq), at(dk), at(dv)),
+      at(probs),
+      ds,
+    ),
+  );
+  return [dq, dk, dv];
+});
 
-const backwardConfig: KernelConfig = {
-  kernelName: PEFT_CAUSAL_ATTENTION_GRAD,
-  backendName: 'wasm',
-  kernelFunc: asKernelFunc(({ inputs, backend, attrs }: WasmKernelArgs<Inputs, NamedAttrMap>) => {
-    const { dy, q, k, v, probs } = inputs as Record<'dy' | 'q' | 'k' | 'v' | 'probs', TensorInfo>;
-    const dims = headMajorDims(q, k, attrs.scale as number);
-    const e = engines(backend);
-    const dq = backend.makeOutput(q.shape, 'float32');
-    const dk = backend.makeOutput(k.shape, 'float32');
-    const dv = backend.makeOutput(v.shape, 'float32');
-    const ds = backend.makeOutput([dims.tq, dims.tk], 'float32'); // scratch, one pair at a time
-    try {
-      const at = (x: TensorInfo) => heapOffset(backend, x);
-      const dyo = at(dy);
-      attendPairsGrad(
-        e,
-        dims,
-        headMajor(dims.tq, dims.tk, dims.d, at(q), at(k), at(v)),
-        (bh) => ({ offset: dyo + bh * dims.tq * dims.d * 4, stride: dims.d * 4 }),
-        headMajor(dims.tq, dims.tk, dims.d, at(dq), at(dk), at(dv)),
-        at(probs),
-        at(ds),
-      );
-    } finally {
-      backend.disposeData(ds.dataId);
-    }
-    return [dq, dk, dv];
-  }),
-};
+const selfForwardConfig = attentionKernel(PEFT_CAUSAL_SELF_ATTENTION, ({ inputs, backend, attrs }) => {
+  const { qkv } = inputs as { qkv: TensorInfo };
+  const heads = attrs.heads as number;
+  const dims = packedDims(qkv, heads, attrs.scale as number);
+  const e = engines(backend); // before any output: nothing to free if SIMD is missing
+  const out = backend.makeOutput([dims.batch, dims.tq, heads * dims.d], 'float32');
+  const probs = backend.makeOutput([dims.batch, heads, dims.tq, dims.tk], 'float32');
+  const at = (x: TensorInfo) => heapOffset(backend, x);
+  attendPairs(
+    e,
+    dims,
+    packedQKV(heads, dims.tq, dims.d, at(qkv)),
+    mergedHeads(heads, dims.tq, dims.d, at(out)),
+    at(probs),
+  );
+  return [out, probs];
+});
 
-const selfForwardConfig: KernelConfig = {
-  kernelName: PEFT_CAUSAL_SELF_ATTENTION,
-  backendName: 'wasm',
-  kernelFunc: asKernelFunc(({ inputs, backend, attrs }: WasmKernelArgs<Inputs, NamedAttrMap>) => {
-    const { qkv } = inputs as { qkv: TensorInfo };
-    const heads = attrs.heads as number;
-    const dims = packedDims(qkv, heads, attrs.scale as number);
-    const e = engines(backend);
-    const out = backend.makeOutput([dims.batch, dims.tq, heads * dims.d], 'float32');
-    const probs = backend.makeOutput([dims.batch, heads, dims.tq, dims.tk], 'float32');
-    attendPairs(
+const selfBackwardConfig = attentionKernel(PEFT_CAUSAL_SELF_ATTENTION_GRAD, ({ inputs, backend, attrs }) => {
+  const { dy, qkv, probs } = inputs as Record<'dy' | 'qkv' | 'probs', TensorInfo>;
+  const heads = attrs.heads as number;
+  const dims = packedDims(qkv, heads, attrs.scale as number);
+  const e = engines(backend); // before any output: nothing to free if SIMD is missing
+  const dqkv = backend.makeOutput(qkv.shape, 'float32');
+  const at = (x: TensorInfo) => heapOffset(backend, x);
+  withScratch(backend, dims, (ds) =>
+    attendPairsGrad(
       e,
       dims,
-      packedQKV(heads, dims.tq, dims.d, heapOffset(backend, qkv)),
-      mergedHeads(heads, dims.tq, dims.d, heapOffset(backend, out)),
-      heapOffset(backend, probs),
-    );
-    return [out, probs];
-  }),
-};
-
-const selfBackwardConfig: KernelConfig = {
-  kernelName: PEFT_CAUSAL_SELF_ATTENTION_GRAD,
-  backendName: 'wasm',
-  kernelFunc: asKernelFunc(({ inputs, backend, attrs }: WasmKernelArgs<Inputs, NamedAttrMap>) => {
-    const { dy, qkv, probs } = inputs as Record<'dy' | 'qkv' | 'probs', TensorInfo>;
-    const heads = attrs.heads as number;
-    const dims = packedDims(qkv, heads, attrs.scale as number);
-    const e = engines(backend);
-    const dqkv = backend.makeOutput(qkv.shape, 'float32');
-    const ds = backend.makeOutput([dims.tq, dims.tk], 'float32'); // scratch, one pair at a time
-    try {
-      const at = (x: TensorInfo) => heapOffset(backend, x);
-      attendPairsGrad(
-        e,
-        dims,
-        packedQKV(heads, dims.tq, dims.d, at(qkv)),
-        mergedHeads(heads, dims.tq, dims.d, at(dy)),
-        packedQKV(heads, dims.tq, dims.d, at(dqkv)),
-        at(probs),
-        at(ds),
-      );
-    } finally {
-      backend.disposeData(ds.dataId);
-    }
-    return dqkv;
-  }),
-};
+      packedQKV(heads, dims.tq, dims.d, at(qkv)),
+      mergedHeads(heads, dims.tq, dims.d, at(dy)),
+      packedQKV(heads, dims.tq, dims.d, at(dqkv)),
+      at(probs),
+      ds,
+    ),
+  );
+  return dqkv;
+});
 
 export const causalAttentionKernelConfigs: readonly KernelConfig[] = [
   forwardConfig,
