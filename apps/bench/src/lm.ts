@@ -6,39 +6,36 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { perplexityFromNll } from './metrics.js';
 
-/**
- * Inputs (`ids` without the last), flat targets and flat mask of a batch of equal-length rows, and
- * its labels as transformers takes them: `ids` with -100 where position t + 1 is not counted.
- */
-function unpack(rows: readonly LabelledRow[]): {
-  inputs: number[][];
-  targets: number[];
-  mask: number[];
-  labels: number[][];
-} {
+/** Rows of a batch: the same length, and one mask entry per target. */
+function checkRows(rows: readonly LabelledRow[]): void {
   const length = rows[0]!.ids.length;
   for (const row of rows) {
     if (row.ids.length !== length || row.mask.length !== length - 1)
       throw new Error('rows of a batch must have the same length, and one mask entry per target');
   }
+}
+
+/** Inputs (`ids` without the last), flat targets and flat mask of a batch of equal-length rows. */
+function unpack(rows: readonly LabelledRow[]): { inputs: number[][]; targets: number[]; mask: number[] } {
+  checkRows(rows);
   return {
     inputs: rows.map((r) => r.ids.slice(0, -1)),
     targets: rows.flatMap((r) => r.ids.slice(1)),
     mask: rows.flatMap((r) => r.mask),
-    labels: rows.map((r) => r.ids.map((id, t) => (t === 0 || r.mask[t - 1] === 1 ? id : -100))),
   };
 }
 
 /**
  * The training loss of a batch: cross-entropy of each counted next-token prediction, averaged over
- * the counted targets (transformers' causal-LM loss when every target counts). Synchronous, for the
- * Trainer's `tf.variableGrads`.
+ * the counted targets (transformers' causal-LM loss with labels: `ids`, -100 where position t + 1
+ * is not counted). Synchronous, for the Trainer's `tf.variableGrads`.
  */
 export function maskedLMLoss(model: CausalLM, rows: readonly LabelledRow[]): tf.Scalar {
-  const { labels } = unpack(rows);
+  checkRows(rows);
+  const labels = rows.map((r) => r.ids.map((id, t) => (t === 0 || r.mask[t - 1] === 1 ? id : -100)));
   return causalLMLoss(
     model,
-    rows.map((row) => row.ids),
+    rows.map((r) => r.ids),
     labels,
   );
 }

@@ -58,10 +58,7 @@ export class GPT2Attention extends Module {
       const qkv = childLayer(this, 'c_attn').forward(x);
       const dropout = this.training ? this.#attentionDropout : 0;
       // Plain causal self-attention reads q, k, v in place where core's kernels can.
-      const packed = context.attendPacked(tf.reshape(qkv, [batch, length, 3 * dim]), this.#heads, {
-        scale: this.#scale,
-        dropout,
-      });
+      const packed = context.attendPacked(qkv, this.#heads, { scale: this.#scale, dropout });
       if (packed)
         return childLayer(this, 'resid_dropout').forward(childLayer(this, 'c_proj').forward(packed));
       // Split on the last axis of a 2-D view: the fast path (a middle-axis split is per element).
