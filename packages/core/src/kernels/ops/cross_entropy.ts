@@ -62,6 +62,8 @@ export function crossEntropy(
     );
   }
   const ids = checkedTargets(targets, rows, classes, ignoreIndex);
+  // The mean's denominator: a mean over no rows is 0/0, NaN, as in PyTorch.
+  const counted = ids.reduce((n, id) => n + (id === ignoreIndex ? 0 : 1), 0);
   return tf.tidy(() => {
     const flat = tf.reshape(logits, [rows, classes]);
     const targetTensor = tf.tensor1d(ids, 'int32');
@@ -71,18 +73,16 @@ export function crossEntropy(
         .runKernel(
           PEFT_CROSS_ENTROPY,
           { logits: flat, targets: targetTensor },
-          { ignoreIndex },
+          { ignoreIndex, counted },
         ) as tf.Tensor[];
       return loss as tf.Scalar;
     }
-    const counted = ids.reduce((n, id) => n + (id === ignoreIndex ? 0 : 1), 0);
     const kept = tf.tensor1d(Array.from(ids, (id) => (id === ignoreIndex ? 0 : 1)));
     const classOf = tf.tensor1d(
       Array.from(ids, (id) => (id === ignoreIndex ? 0 : id)),
       'int32',
     );
     const picked = tf.sum(tf.mul(tf.logSoftmax(flat), tf.oneHot(classOf, classes)), 1);
-    // A mean over no rows is 0/0: NaN, as in PyTorch.
     return tf.div(tf.neg(tf.sum(tf.mul(picked, kept))), counted) as tf.Scalar;
   });
 }

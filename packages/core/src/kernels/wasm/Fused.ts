@@ -138,8 +138,9 @@ function logSumExp(heap: Float32Array, start: number, d: number): number {
 
 /**
  * The mean cross-entropy of logits `[rows, d]` against int32 targets `[rows]` (rows whose target is
- * `ignoreIndex` count nothing; the op checks the rest are in [0, d)), and the softmax, which the
- * gradient keeps: the backend's Softmax kernel, then one read of each row's target probability.
+ * `ignoreIndex` count nothing; the op checks the rest are in [0, d) and passes their number as
+ * `counted`), and the softmax, which the gradient keeps: the backend's Softmax kernel, then one
+ * read of each row's target probability.
  */
 const crossEntropyConfig = config(PEFT_CROSS_ENTROPY, ({ inputs, backend, attrs }) => {
   const { logits, targets } = inputs as { logits: TensorInfo; targets: TensorInfo };
@@ -156,7 +157,6 @@ const crossEntropyConfig = config(PEFT_CROSS_ENTROPY, ({ inputs, backend, attrs 
   const x = heapOffset(backend, logits) >>> 2;
   const t = heapOffset(backend, targets) >>> 2;
   let sum = 0;
-  let counted = 0;
   for (let i = 0; i < rows; i++) {
     const target = ids[t + i]!;
     if (target === ignoreIndex) continue;
@@ -165,11 +165,10 @@ const crossEntropyConfig = config(PEFT_CROSS_ENTROPY, ({ inputs, backend, attrs 
       probability >= SMALLEST_TARGET_PROBABILITY
         ? -Math.log(probability)
         : logSumExp(heap, x + i * d, d) - heap[x + i * d + target]!;
-    counted++;
   }
   const loss = backend.makeOutput([], 'float32');
   // A mean over no rows is NaN, as in PyTorch.
-  backend.wasm.HEAPF32[heapOffset(backend, loss) >>> 2] = sum / counted;
+  backend.wasm.HEAPF32[heapOffset(backend, loss) >>> 2] = sum / (attrs.counted as number);
   return [loss, probs];
 });
 
@@ -177,12 +176,8 @@ const crossEntropyConfig = config(PEFT_CROSS_ENTROPY, ({ inputs, backend, attrs 
 const crossEntropyGradConfig = config(PEFT_CROSS_ENTROPY_GRAD, ({ inputs, backend, attrs }) => {
   const { probs, targets, dy } = inputs as { probs: TensorInfo; targets: TensorInfo; dy: TensorInfo };
   const [rows, d] = probs.shape as [number, number];
-  const ignoreIndex = attrs.ignoreIndex as number;
-  const ids = backend.wasm.HEAP32;
-  const t = heapOffset(backend, targets) >>> 2;
-  let counted = 0;
-  for (let i = 0; i < rows; i++) if (ids[t + i] !== ignoreIndex) counted++;
-  const scale = backend.wasm.HEAPF32[heapOffset(backend, dy) >>> 2]! / counted;
+  // Rows whose target is outside [0, d) (ignored) get zero in the kernel.
+  const scale = backend.wasm.HEAPF32[heapOffset(backend, dy) >>> 2]! / (attrs.counted as number);
   const dx = backend.makeOutput(probs.shape, 'float32');
   fused(backend).crossEntropyGrad(
     heapOffset(backend, probs),
