@@ -120,9 +120,12 @@ describe('saveAdapter / loadAdapter', () => {
 
   it('names missing files and unknown techniques', async () => {
     await expect(loadAdapter(new ToyModel(), dir)).rejects.toThrow(
-      /is not an adapter folder: adapter_config\.json is missing/,
+      /is not an adapter folder: adapter_config\.json and adapter_model\.safetensors are missing$/,
     );
     await writeFile(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'NOPE' }));
+    await expect(loadAdapter(new ToyModel(), dir)).rejects.toThrow(
+      /is not an adapter folder: adapter_model\.safetensors is missing$/,
+    );
     await writeFile(join(dir, 'adapter_model.safetensors'), new Uint8Array(8));
     await expect(loadAdapter(new ToyModel(), dir)).rejects.toThrow(
       /no registered PEFT method reads peft_type "NOPE"/,

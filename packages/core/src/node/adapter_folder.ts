@@ -56,16 +56,29 @@ export async function loadAdapter<M extends Module>(
   dir: string,
   options: LoadAdapterOptions = {},
 ): Promise<PeftModel<M>> {
-  const read = async (file: string) => {
-    try {
-      return await readFile(join(dir, file));
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') throw new Error(`${dir} is not an adapter folder: ${file} is missing`);
-      throw error;
-    }
-  };
-  const [config, weights] = await Promise.all([read(ADAPTER_CONFIG_FILE), read(ADAPTER_WEIGHTS_FILE)]);
+  // Both files are read at once; every missing one is named, in a fixed order (not whichever read fails first).
+  const [configRead, weightsRead] = await Promise.allSettled([
+    readFile(join(dir, ADAPTER_CONFIG_FILE)),
+    readFile(join(dir, ADAPTER_WEIGHTS_FILE)),
+  ]);
+  const missing = (
+    [
+      [ADAPTER_CONFIG_FILE, configRead],
+      [ADAPTER_WEIGHTS_FILE, weightsRead],
+    ] as const
+  )
+    .filter(
+      ([, read]) => read.status === 'rejected' && (read.reason as NodeJS.ErrnoException).code === 'ENOENT',
+    )
+    .map(([file]) => file);
+  if (missing.length > 0) {
+    const what = missing.length === 1 ? `${missing[0]} is missing` : `${missing.join(' and ')} are missing`;
+    throw new Error(`${dir} is not an adapter folder: ${what}`);
+  }
+  if (configRead.status === 'rejected') throw configRead.reason;
+  if (weightsRead.status === 'rejected') throw weightsRead.reason;
+  const config = configRead.value;
+  const weights = weightsRead.value;
   try {
     return loadAdapterFiles(target, { config: config.toString('utf8'), weights }, options);
   } catch (error) {
