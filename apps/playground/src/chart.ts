@@ -18,6 +18,8 @@ const SMOOTHING = 0.8;
 export class LossChart {
   readonly #chart: Chart<'line', ScatterDataPoint[]>;
   #ema: number | null = null;
+  /** The pending redraw's animation frame, if one is requested. */
+  #frame: number | null = null;
 
   constructor(canvas: HTMLCanvasElement) {
     this.#chart = new Chart(canvas, {
@@ -56,14 +58,26 @@ export class LossChart {
     });
   }
 
+  /**
+   * Adds a step's loss; the chart redraws on the next animation frame, once for however many steps
+   * came since. A redraw costs the whole curve: once a step, a small model's fast steps (50 a second
+   * and more) kept the page's thread busy enough that its Stop button stopped answering.
+   */
   add(step: number, loss: number): void {
     this.#ema = this.#ema === null ? loss : SMOOTHING * this.#ema + (1 - SMOOTHING) * loss;
     this.#chart.data.datasets[0]!.data.push({ x: step, y: loss });
     this.#chart.data.datasets[1]!.data.push({ x: step, y: this.#ema });
-    this.#chart.update('none');
+    if (this.#frame === null) {
+      this.#frame = requestAnimationFrame(() => {
+        this.#frame = null;
+        this.#chart.update('none');
+      });
+    }
   }
 
   clear(): void {
+    if (this.#frame !== null) cancelAnimationFrame(this.#frame);
+    this.#frame = null;
     this.#ema = null;
     for (const dataset of this.#chart.data.datasets) dataset.data = [];
     this.#chart.update('none');
