@@ -37,7 +37,6 @@ export class LoraFaLayer extends LoraLayer {
     const a = this.loraA.get(name)!.weight;
     // Someone made A trainable after all: LoRA's own forward, which keeps x for A's gradient.
     if (a.requiresGrad) return super.adapterOutput(name, x);
-    const b = this.loraB.get(name)!;
     const drop = this.loraDropout.get(name)!;
     // As Dropout.forward: a seed is drawn only when a mask is, so LoRA and LoRA-FA draw the same masks.
     const dropout = drop.training && drop.p > 0 ? { p: drop.p, seed: nextSeed() } : null;
@@ -46,10 +45,7 @@ export class LoraFaLayer extends LoraLayer {
       // keeps z = dropout(x)·Aᵀ for B's gradient, and that is all the branch keeps.
       const z = frozenMatMul(x, a.value, true, dropout);
       const r = a.shape[0]!;
-      return tf.mul(
-        b.forward(x.rank === 2 ? z : tf.reshape(z, [...x.shape.slice(0, -1), r])),
-        this.scaling(name),
-      );
+      return this.scaledUp(name, x.rank === 2 ? z : tf.reshape(z, [...x.shape.slice(0, -1), r]));
     });
   }
 }

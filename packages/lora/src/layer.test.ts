@@ -123,6 +123,29 @@ describe('LoraLayer forward', () => {
     });
   }
 
+  for (const loraBias of [false, true]) {
+    it(`gives A and B the gradients of s·B(A(x))${loraBias ? ' with lora_bias' : ''} (the scaling on the rank side)`, () => {
+      const layer = new LoraLayer(new Linear({ inFeatures: 6, outFeatures: 5 }));
+      layer.addAdapter('default', { r: 3, alpha: 5, initLoraWeights: false, loraBias });
+      layer.setActiveAdapters(['default']);
+      const x = tf.randomNormal([4, 6], 0, 1, 'float32', 4);
+      const dy = tf.randomNormal([4, 5], 0, 1, 'float32', 5);
+      const a = layer.loraA.get('default')!.weight.variable;
+      const b = layer.loraB.get('default')!.weight.variable;
+      const bias = layer.loraB.get('default')!.bias?.value;
+      // PEFT's order: B's output (its bias included) times s = 5/3.
+      const reference = (av: tf.Tensor, bv: tf.Tensor) => {
+        const up = tf.matMul(tf.matMul(x, av, false, true), bv, false, true);
+        return tf.add(layer.baseLayer.forward(x), tf.mul(bias ? tf.add(up, bias) : up, 5 / 3));
+      };
+      const [da, db] = tf.grads(reference)([a, b], dy);
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.forward(x), dy)), [a, b]);
+      expect(maxAbsDiff(layer.forward(x), reference(a, b))).toBeLessThan(1e-5);
+      expect(maxAbsDiff(grads[a.name]!, da!)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(grads[b.name]!, db!)).toBeLessThan(1e-5);
+    });
+  }
+
   it('applies dropout to the LoRA branch input in training only', () => {
     const layer = new LoraLayer(new Linear({ inFeatures: 16, outFeatures: 8 }));
     layer.addAdapter('default', { r: 4, alpha: 4, dropout: 0.5, initLoraWeights: false });

@@ -109,10 +109,21 @@ export class LoraLayer extends AdapterLayer {
 
   protected adapterOutput(name: string, x: tf.Tensor): tf.Tensor {
     const a = this.loraA.get(name)!;
-    const b = this.loraB.get(name)!;
     const drop = this.loraDropout.get(name)!;
+    return tf.tidy(() => this.scaledUp(name, a.forward(drop.forward(x))));
+  }
+
+  /**
+   * `s · B(h)` for `h = A(dropout(x))`, `[…, r]`. Without a `lora_bias` the scaling multiplies h,
+   * not B's output (`[…, out]`: out/r times the elements, each way); the same up to rounding (exact
+   * for a power of two, as with the default alpha = 2r). s = 1 multiplies nothing.
+   */
+  protected scaledUp(name: string, h: tf.Tensor): tf.Tensor {
+    const b = this.loraB.get(name)!;
     const { scaling } = this.#setting(name);
-    return tf.tidy(() => tf.mul(b.forward(a.forward(drop.forward(x))), scaling));
+    if (scaling === 1) return b.forward(h);
+    if (b.bias) return tf.mul(b.forward(h), scaling);
+    return b.forward(tf.mul(h, scaling));
   }
 
   /** `s · B·A`, `[out, in]`. */

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { addKeepingNothing } from '../nn/add_keeping_nothing.js';
 import type { Linear } from '../nn/linear.js';
 import { Module } from '../nn/module.js';
 
@@ -81,7 +82,7 @@ export abstract class AdapterLayer extends Module {
     if (this.#disabled || this.#merged.length > 0) return this.baseLayer.forward(x);
     return tf.tidy(() => {
       let y = this.baseLayer.forward(x);
-      for (const name of this.#active) y = tf.add(y, this.adapterOutput(name, x));
+      for (const name of this.#active) y = addKeepingNothing(y, this.adapterOutput(name, x));
       return y;
     });
   }

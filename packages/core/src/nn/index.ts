@@ -1,3 +1,4 @@
+export { addKeepingNothing } from './add_keeping_nothing.js';
 export {
   type AttentionOptions,
   type AttentionPrefixProvider,

@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { addKeepingNothing } from './add_keeping_nothing.js';
 import { frozenMatMul } from './frozen_matmul.js';
 import { kaimingUniform, uniform } from './init.js';
 import { Module } from './module.js';
@@ -88,7 +89,7 @@ export class Linear extends Module {
             false,
             !this.fanInFanOut,
           );
-      if (this.bias) y = tf.add(y, this.bias.value);
+      if (this.bias) y = addKeepingNothing(y, this.bias.value);
       return x.rank === 2 ? y : tf.reshape(y, [...lead, this.outFeatures]);
     });
   }

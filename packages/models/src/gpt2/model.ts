@@ -1,4 +1,4 @@
-import { Dropout, type Embedding, Module, ModuleDict } from '@peft/core';
+import { addKeepingNothing, Dropout, type Embedding, Module, ModuleDict } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTIVATIONS, type Activation } from '../activations.js';
 import {
@@ -127,8 +127,11 @@ export class GPT2Block extends Module {
   forward(x: tf.Tensor, context: AttentionContext): tf.Tensor {
     return tf.tidy(() => {
       const attn = this.getSubmodule('attn') as GPT2Attention;
-      const h = tf.add(x, attn.forward(childLayer(this, 'ln_1').forward(x), context, this.layerIndex));
-      return tf.add(h, childLayer(this, 'mlp').forward(childLayer(this, 'ln_2').forward(h)));
+      const h = addKeepingNothing(
+        x,
+        attn.forward(childLayer(this, 'ln_1').forward(x), context, this.layerIndex),
+      );
+      return addKeepingNothing(h, childLayer(this, 'mlp').forward(childLayer(this, 'ln_2').forward(h)));
     });
   }
 }
@@ -156,7 +159,7 @@ export class GPT2Model extends Module {
       throw new Error(`GPT-2: position ${last} is beyond n_positions (${this.config.n_positions})`);
     }
     return tf.tidy(() => {
-      const embedded = tf.add(
+      const embedded = addKeepingNothing(
         childLayer(this, 'wte').forward(ids),
         childLayer(this, 'wpe').forward(context.positionIds),
       );

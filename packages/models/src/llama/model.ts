@@ -1,4 +1,4 @@
-import { type Embedding, Module, ModuleDict } from '@peft/core';
+import { addKeepingNothing, type Embedding, Module, ModuleDict } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTIVATIONS, type Activation } from '../activations.js';
 import {
@@ -118,8 +118,8 @@ export class LlamaDecoderLayer extends Module {
     return tf.tidy(() => {
       const attention = this.getSubmodule('self_attn') as LlamaAttention;
       const normed = childLayer(this, 'input_layernorm').forward(x);
-      const h = tf.add(x, attention.forward(normed, context, rope, this.layerIndex));
-      return tf.add(
+      const h = addKeepingNothing(x, attention.forward(normed, context, rope, this.layerIndex));
+      return addKeepingNothing(
         h,
         childLayer(this, 'mlp').forward(childLayer(this, 'post_attention_layernorm').forward(h)),
       );

@@ -1,3 +1,4 @@
+import { addKeepingNothing } from '@peft/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelConfigError } from '../config.js';
 import type { LlamaConfig } from './config.js';
@@ -117,7 +118,7 @@ export class RotaryEmbedding {
   apply(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
       const rotated = tf.reshape(tf.matMul(tf.reshape(x, [-1, this.headDim]), this.#rotateHalf), x.shape);
-      return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+      return addKeepingNothing(tf.mul(x, cos), tf.mul(rotated, sin));
     });
   }
 
