@@ -71,7 +71,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   const loadStart = loadavg()[0]!;
   const report = await startBackend(options.backend);
   log(
-    `backend ${report.backend}${report.backend === 'wasm' ? ` (SIMD ${report.simd ? 'on' : 'off'}, ${report.threads} thread${report.threads === 1 ? '' : 's'})` : ''}`,
+    `backend ${report.backend}${report.backend === 'wasm' ? ` (SIMD ${report.simd ? 'on' : 'off'}${report.relaxedSimd ? ' with relaxed SIMD' : ''}, ${report.threads} thread${report.threads === 1 ? '' : 's'})` : ''}`,
   );
 
   const loaded = await loadTechniques(options.methods);
@@ -247,6 +247,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     backend: report.backend,
     threads: report.threads,
     simd: report.simd,
+    relaxed_simd: report.relaxedSimd,
     matmul_gflops: peak.gflops,
     matmul_gflops_samples: peakSamples,
     matmul_shape: peak.shape,

@@ -16,7 +16,7 @@ function machineLine(r: BenchResults): string {
   const m = r.machine;
   const how =
     m.backend === 'wasm'
-      ? ` (SIMD ${m.simd ? 'on' : 'off'}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`
+      ? ` (SIMD ${m.simd ? 'on' : 'off'}${m.relaxed_simd ? ' with relaxed SIMD' : ''}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`
       : '';
   return `${m.backend}${how}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]${peakSamples(m.matmul_gflops_samples)}; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
 }

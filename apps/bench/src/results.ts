@@ -7,6 +7,11 @@ export interface MachineInfo {
   /** CPU threads the backend's kernels use (1 for wasm in Node and for cpu). */
   threads: number;
   simd: boolean;
+  /**
+   * Core's GEMM multiply-adds with relaxed SIMD (fused on FMA hardware). Absent from results
+   * written before it was recorded (they multiplied and added separately).
+   */
+  relaxed_simd?: boolean;
   /** Plain matMul rate measured in this run (the MFU denominator). */
   matmul_gflops: number;
   /**

@@ -59,17 +59,39 @@ describe('initBackend', () => {
 
   it('wasm: SIMD, single-threaded in Node (and says so), training kernels registered', async () => {
     const report = await initBackend({ backend: 'wasm', threads: 2 });
-    expect(report).toMatchObject({ backend: 'wasm', simd: true, threads: 1, fallbacks: [] });
+    expect(report).toMatchObject({
+      backend: 'wasm',
+      simd: true,
+      relaxedSimd: true,
+      threads: 1,
+      fallbacks: [],
+    });
     expect(report.reason).toContain('never uses threads in Node');
+    expect(report.reason).toContain("core's GEMM with relaxed SIMD's multiply-add");
     expect(report.reason).toContain('2 threads requested, 1 in use');
     // The gradient of gather, which tfjs-backend-wasm lacks, comes from registerTrainingKernels.
     expect(tf.getKernel('UnsortedSegmentSum', 'wasm')).toBeDefined();
     expect(formatBackendReport(report)).toMatch(/^backend: wasm \(SIMD, 1 thread\): /);
   });
 
+  it("wasm in a fresh Node process: relaxed SIMD for the GEMM (Node 20: initBackend sets V8's flag)", async () => {
+    const { report } = await initBackendInChild({ backend: 'wasm' }, {});
+    expect(report).toMatchObject({ backend: 'wasm', relaxedSimd: true });
+    const flagNote = '(V8 flag --experimental-wasm-relaxed-simd set)';
+    // Node 22's V8 (12.4) and later ship relaxed SIMD; Node 20's (11.3) has it behind the flag.
+    if (Number(process.versions.node.split('.')[0]) < 22) expect(report!.reason).toContain(flagNote);
+    else expect(report!.reason).not.toContain(flagNote);
+  });
+
   it('cpu: the reference backend', async () => {
     const report = await initBackend({ backend: 'cpu' });
-    expect(report).toMatchObject({ backend: 'cpu', simd: false, threads: 1, fallbacks: [] });
+    expect(report).toMatchObject({
+      backend: 'cpu',
+      simd: false,
+      relaxedSimd: false,
+      threads: 1,
+      fallbacks: [],
+    });
     expect(tf.getBackend()).toBe('cpu');
   });
 

@@ -1,6 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { registerTrainingKernels } from '../kernels/index.js';
+import { simdGemmFor } from '../kernels/wasm/simd/simd_backend.js';
+import type { WasmBackend } from '../kernels/wasm/wasm_backend.js';
 import { registerAllGradients } from './register_gradients.js';
+import { enableRelaxedSimd } from './relaxed_simd.js';
 import { errorMessage, isNode, requestWebGPUAdapter } from './webgpu_adapter.js';
 
 export type BackendName = 'webgpu' | 'wasm' | 'cpu';
@@ -27,6 +30,11 @@ export interface BackendReport {
   reason: string;
   /** WASM SIMD in use (false for webgpu and cpu). */
   simd: boolean;
+  /**
+   * Core's WASM GEMM multiply-adds with relaxed SIMD's `f32x4.relaxed_madd` (one instruction and one
+   * rounding on CPUs with FMA); false for webgpu and cpu, and where the engine has no relaxed SIMD.
+   */
+  relaxedSimd: boolean;
   /** CPU threads the kernels use: WASM's XNNPACK thread count, 1 for cpu, 0 for webgpu (runs on the GPU). */
   threads: number;
   /** Backends tried first, in preference order, and why each was passed over. */
@@ -118,7 +126,13 @@ async function tryWebGPU(forced: boolean): Promise<Attempt> {
   const kind = found.software ? 'software adapter' : 'adapter';
   return {
     ok: true,
-    report: { backend: 'webgpu', reason: `${kind}: ${found.description}${via}`, simd: false, threads: 0 },
+    report: {
+      backend: 'webgpu',
+      reason: `${kind}: ${found.description}${via}`,
+      simd: false,
+      relaxedSimd: false,
+      threads: 0,
+    },
   };
 }
 
@@ -176,11 +190,24 @@ async function tryWasm(options: InitBackendOptions): Promise<Attempt> {
   if (options.threads !== undefined && threadsSupported && !alreadyInitialised)
     wasm.setThreadsCount(options.threads);
 
+  // Before the first matmul builds core's GEMM (it uses relaxed SIMD if the engine has it then).
+  const relaxed = simd ? await enableRelaxedSimd() : null;
+
   const failure = await setBackend('wasm');
   if (failure) return { ok: false, reason: failure };
 
   const threads = wasm.getThreadsCount();
   const notes = [`tfjs-backend-wasm${simd ? '-simd' : ''}${threadsSupported ? ' (threaded build)' : ''}`];
+  // Core's GEMM, built now (null where XNNPACK runs the matmuls: several threads, or no SIMD).
+  const gemm = simdGemmFor(tf.backend() as unknown as WasmBackend);
+  const relaxedSimd = gemm?.fusedMultiplyAdd === true;
+  if (gemm !== null) {
+    notes.push(
+      relaxedSimd
+        ? `core's GEMM with relaxed SIMD's multiply-add${relaxed === 'v8-flag' ? ' (V8 flag --experimental-wasm-relaxed-simd set)' : ''}`
+        : "core's GEMM without relaxed SIMD (not in this engine): a multiply and an add",
+    );
+  }
   if (!threadsSupported) notes.push(`single-threaded: ${whyNoWasmThreads()}`);
   if (options.threads !== undefined && options.threads !== threads) {
     notes.push(`${plural(options.threads)} requested, ${threads} in use`);
@@ -191,7 +218,10 @@ async function tryWasm(options: InitBackendOptions): Promise<Attempt> {
   ) {
     notes.push('wasmPaths/threads ignored: the WASM backend was already initialised');
   }
-  return { ok: true, report: { backend: 'wasm', reason: notes.join('; '), simd, threads } };
+  return {
+    ok: true,
+    report: { backend: 'wasm', reason: notes.join('; '), simd, relaxedSimd, threads },
+  };
 }
 
 function whyNoWasmThreads(): string {
@@ -216,6 +246,7 @@ async function tryCpu(): Promise<Attempt> {
       backend: 'cpu',
       reason: 'plain JavaScript kernels (slowest; reference backend)',
       simd: false,
+      relaxedSimd: false,
       threads: 1,
     },
   };

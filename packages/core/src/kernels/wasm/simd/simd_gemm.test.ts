@@ -1,10 +1,15 @@
 // core's SIMD GEMM on its own (no tfjs): every operand layout, edge tiles, the GEMV rows, the causal
-// grid modes, and a shared memory (the threaded WASM build's).
+// grid modes, a shared memory (the threaded WASM build's), with relaxed SIMD's multiply-add and
+// without.
 import { describe, expect, it } from 'vitest';
+import { enableRelaxedSimd } from '../../../backend/relaxed_simd.js';
 import { FusedKernels } from './fused_kernels.js';
 import { type GridMode, type MatrixLayout, SimdGemm } from './simd_gemm.js';
 
-function setup(shared: boolean) {
+// Node 20 needs V8's flag (initBackend sets it too); Node 22+ and Chrome ship relaxed SIMD.
+const relaxedSimd = await enableRelaxedSimd();
+
+function setup(shared: boolean, fusedMultiplyAdd = relaxedSimd !== null) {
   const memory = shared
     ? new WebAssembly.Memory({ initial: 512, maximum: 1024, shared: true })
     : new WebAssembly.Memory({ initial: 512 });
@@ -17,7 +22,11 @@ function setup(shared: boolean) {
     },
     _free: () => {},
   };
-  return { memory, gemm: SimdGemm.create(memory, heap), fused: FusedKernels.create(memory, heap) };
+  return {
+    memory,
+    gemm: SimdGemm.create(memory, heap, { fusedMultiplyAdd }),
+    fused: FusedKernels.create(memory, heap),
+  };
 }
 
 let seed = 7;
@@ -73,9 +82,21 @@ function expectProduct(
 }
 
 describe('SimdGemm', () => {
-  for (const shared of [false, true]) {
-    it(`multiplies every layout, with edge tiles and GEMV rows (${shared ? 'shared' : 'plain'} memory)`, () => {
-      const { memory, gemm } = setup(shared);
+  it('has relaxed SIMD in this Node (built in from Node 22, by V8 flag in Node 20)', () => {
+    expect(relaxedSimd).not.toBeNull();
+    expect(setup(false).gemm.fusedMultiplyAdd).toBe(true);
+  });
+
+  for (const [shared, fusedMultiplyAdd] of [
+    [false, true],
+    [true, true],
+    [false, false],
+    [true, false],
+  ] as const) {
+    const how = `${shared ? 'shared' : 'plain'} memory, ${fusedMultiplyAdd ? 'fused' : 'separate'} multiply-add`;
+    it(`multiplies every layout, with edge tiles and GEMV rows (${how})`, () => {
+      const { memory, gemm } = setup(shared, fusedMultiplyAdd);
+      expect(gemm.fusedMultiplyAdd).toBe(fusedMultiplyAdd);
       for (const [m, k, n] of [
         [1, 7, 13],
         [3, 64, 40],
@@ -123,6 +144,39 @@ describe('SimdGemm', () => {
       expect(gemm.gridMatmul(ops.a, ops.b, ops.c, ldc * 4, m, k, n, mode, offset)).toBe(true);
       const needed = mode === 'outputLower' ? (i: number, j: number) => j <= i + offset : () => true;
       expectProduct(memory, ops, m, k, n, ldc, needed, aZero);
+    });
+  }
+
+  // (1 + 2⁻¹²)² = 1 + 2⁻¹¹ + 2⁻²⁴ is not a float32: a separate multiply rounds it to 1 + 2⁻¹¹ (a tie,
+  // to even) before the add of -(1 + 2⁻¹¹) gives 0; a fused multiply-add keeps the 2⁻²⁴. On CPUs
+  // with FMA (x64 since 2013, arm64), which relaxed SIMD's multiply-add then uses.
+  for (const [m, path] of [
+    [8, 'micro-kernel'],
+    [2, 'GEMV rows'],
+  ] as const) {
+    it(`rounds a multiply-add once when fused, twice when not (${path})`, () => {
+      for (const fusedMultiplyAdd of [true, false]) {
+        const { memory, gemm } = setup(false, fusedMultiplyAdd);
+        const heap = new Float32Array(memory.buffer);
+        const x = 1 + 2 ** -12;
+        const n = 8;
+        // Every row of A is [1, x]; every column of B is [-(1 + 2⁻¹¹), x]: k in that order.
+        for (let i = 0; i < m; i++) heap.set([1, x], i * 2);
+        const b = 1 << 20;
+        heap.fill(-(1 + 2 ** -11), b / 4, b / 4 + n);
+        heap.fill(x, b / 4 + n, b / 4 + 2 * n);
+        const c = 2 << 20;
+        gemm.matmul(
+          { offset: 0, rowStride: 8, colStride: 4 },
+          { offset: b, rowStride: n * 4, colStride: 4 },
+          c,
+          m,
+          2,
+          n,
+        );
+        const expected = fusedMultiplyAdd ? 2 ** -24 : 0;
+        expect(Array.from(heap.subarray(c / 4, c / 4 + m * n))).toEqual(new Array(m * n).fill(expected));
+      }
     });
   }
 

@@ -9,6 +9,7 @@ import {
   MR,
   NR,
 } from './gemm_module.js';
+import { relaxedSimdSupported } from './wasm_builder.js';
 
 type GemmExports = {
   kernel(a: number, b: number, c: number, ldc: number, kc: number, accumulate: number): void;
@@ -115,24 +116,45 @@ export class SimdGemm {
   readonly #memory: WebAssembly.Memory;
   #scratch = 0;
   #scratchBytes = 0;
+  /** Multiply-adds are relaxed SIMD's `f32x4.relaxed_madd` (fused where the CPU has FMA). */
+  readonly fusedMultiplyAdd: boolean;
 
-  private constructor(instance: WebAssembly.Instance, memory: WebAssembly.Memory, heap: HeapAllocator) {
+  private constructor(
+    instance: WebAssembly.Instance,
+    memory: WebAssembly.Memory,
+    heap: HeapAllocator,
+    fusedMultiplyAdd: boolean,
+  ) {
     this.#exports = instance.exports as unknown as GemmExports;
     this.#memory = memory;
     this.#heap = heap;
+    this.fusedMultiplyAdd = fusedMultiplyAdd;
   }
 
-  /** Compiles the module against `memory` (synchronously: it is a few kilobytes). */
-  static create(memory: WebAssembly.Memory, heap: HeapAllocator): SimdGemm {
+  /**
+   * Compiles the module against `memory` (synchronously: it is a few kilobytes), with relaxed SIMD's
+   * multiply-add where the engine has it (`fusedMultiplyAdd: false` asks for a multiply and an add,
+   * for A/B measurements; `true` where it is missing is an error).
+   */
+  static create(
+    memory: WebAssembly.Memory,
+    heap: HeapAllocator,
+    options: { fusedMultiplyAdd?: boolean } = {},
+  ): SimdGemm {
+    const available = relaxedSimdSupported();
+    const fused = options.fusedMultiplyAdd ?? available;
+    if (fused && !available) {
+      throw new Error('SimdGemm: fusedMultiplyAdd asked for, but this engine has no relaxed SIMD');
+    }
     const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(gemmModuleBytes(shared) as BufferSource);
+    const module = new WebAssembly.Module(gemmModuleBytes(shared, fused) as BufferSource);
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     for (const name of GEMM_FUNCTIONS) {
       if (typeof (instance.exports as Record<string, unknown>)[name] !== 'function') {
         throw new Error(`SimdGemm: export ${name} missing`);
       }
     }
-    return new SimdGemm(instance, memory, heap);
+    return new SimdGemm(instance, memory, heap, fused);
   }
 
   /** Frees the scratch buffer (it is reallocated on the next call). */
