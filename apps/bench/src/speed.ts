@@ -64,7 +64,7 @@ export interface SpeedResults {
     /** Every round's CPU seconds. */
     rounds?: { base: number[]; unmerged: number[]; merged: number[] };
   } | null;
-  /** CPU ms per generated token by position (KV cache): per bucket, the least disturbed of 3 runs after 2 warm-ups. */
+  /** CPU ms per generated token by position (KV cache): per bucket, the least disturbed of the runs (one a round) after 2 warm-ups. */
   generation: { positions: [number, number]; milliseconds: number }[] | null;
   /** LoRA steps on one thread and on `threads` (same batches, alternating blocks of two steps, the second timed): wall time is throughput (least disturbed steps). */
   data_parallel: {
@@ -516,7 +516,7 @@ export async function runSpeedChecks(
     Object.entries(rounds).map(([name, values]) => [name, Math.min(...values)]),
   );
   const inference = await attempt('inference', () => inferenceSpeed(loadBase, data, options));
-  const generation = await attempt('generation', () => generationSpeed(loadBase, 3));
+  const generation = await attempt('generation', () => generationSpeed(loadBase, options.rounds));
   const lora = techniques.find((t) => t.name === 'lora');
   let dataParallel: SpeedResults['data_parallel'] = null;
   if (!lora) skipped['data parallel'] = 'LoRA is not among the techniques';
