@@ -197,7 +197,9 @@ function backendLabel(report: BackendReport): string {
     case 'wasm': {
       const threaded = /threaded build/.test(report.reason);
       const threads = report.threads === 1 ? '1 thread' : `${report.threads} threads`;
-      return `WASM${report.simd ? ' SIMD' : ''}, ${threaded ? `threaded (${threads})` : 'single-threaded'}`;
+      // Relaxed SIMD: core's GEMM multiply-adds in one instruction (it runs single-threaded only).
+      const simd = report.simd ? (report.relaxedSimd ? ' SIMD (relaxed)' : ' SIMD') : '';
+      return `WASM${simd}, ${threaded ? `threaded (${threads})` : 'single-threaded'}`;
     }
     case 'cpu':
       return 'cpu (plain JavaScript)';
