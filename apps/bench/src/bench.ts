@@ -12,6 +12,7 @@ import { type Encode, encodeBytes } from './data.js';
 import { bestPeak, measureMatmulPeak } from './matmul_peak.js';
 import { modelFlopsUtilisation, tokensPerSecond } from './metrics.js';
 import { findPeerPython, type PeerOutput, runPeer } from './peer.js';
+import { describeBackend } from './report.js';
 import type { BenchResults, MachineInfo, TechniqueResult } from './results.js';
 import { runTechnique, type TaskRun } from './run_technique.js';
 import { runSpeedChecks, type SpeedResults } from './speed.js';
@@ -70,9 +71,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   const started = performance.now();
   const loadStart = loadavg()[0]!;
   const report = await startBackend(options.backend);
-  log(
-    `backend ${report.backend}${report.backend === 'wasm' ? ` (SIMD ${report.simd ? 'on' : 'off'}${report.relaxedSimd ? ' with relaxed SIMD' : ''}, ${report.threads} thread${report.threads === 1 ? '' : 's'})` : ''}`,
-  );
+  log(`backend ${describeBackend({ ...report, relaxed_simd: report.relaxedSimd })}`);
 
   const loaded = await loadTechniques(options.methods);
   const { missing } = loaded;

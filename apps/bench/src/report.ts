@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { claimRows, speedTargets, WHAT_IT_IS } from './claims.js';
-import type { BenchResults } from './results.js';
+import type { BenchResults, MachineInfo } from './results.js';
 import { renderMarkdownTable, summaryTable, type Table } from './summary.js';
 
 /** The peak's samples along the run (absent from older results). */
@@ -12,13 +12,18 @@ function peakSamples(samples: readonly number[] | undefined): string {
   return ` (the best of ${samples.length} samples along the run: ${samples.map((g) => g.toFixed(1)).join(', ')})`;
 }
 
+/** The backend, and for wasm how it runs: "wasm (SIMD on with relaxed SIMD, 1 thread)". */
+export function describeBackend(
+  m: Pick<MachineInfo, 'backend' | 'simd' | 'relaxed_simd' | 'threads'>,
+): string {
+  if (m.backend !== 'wasm') return m.backend;
+  const simd = `SIMD ${m.simd ? 'on' : 'off'}${m.relaxed_simd ? ' with relaxed SIMD' : ''}`;
+  return `${m.backend} (${simd}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`;
+}
+
 function machineLine(r: BenchResults): string {
   const m = r.machine;
-  const how =
-    m.backend === 'wasm'
-      ? ` (SIMD ${m.simd ? 'on' : 'off'}${m.relaxed_simd ? ' with relaxed SIMD' : ''}, ${m.threads} thread${m.threads === 1 ? '' : 's'})`
-      : '';
-  return `${m.backend}${how}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]${peakSamples(m.matmul_gflops_samples)}; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
+  return `${describeBackend(m)}, matmul peak ${m.matmul_gflops.toFixed(1)} GFLOP/s on [${m.matmul_shape.join('x')}]${peakSamples(m.matmul_gflops_samples)}; ${m.cpu}, ${m.cores} cores, ${m.platform}, Node ${m.node}, tfjs ${m.tfjs}; load average ${m.load_average[0].toFixed(1)} -> ${m.load_average[1].toFixed(1)}`;
 }
 
 function claimsTable(r: BenchResults): Table {
