@@ -264,12 +264,19 @@ export const GENERATION_FLAT = 1.2;
 
 /**
  * The machine's own ceilings beside the two-thread ratio (each a median over the same pairs): what
- * a register-bound loop and core's matmul get from the same threads, and training's share of each.
+ * a register-bound loop, a register-bound SIMD loop and core's matmul get from the same threads,
+ * and training's share of each.
  */
 function ceilingNote(parallel: NonNullable<SpeedResults['data_parallel']>): string {
   const ceilings: { what: string; speedup: number }[] = [];
   if (parallel.ceiling) {
     ceilings.push({ what: 'a register-bound loop', speedup: parallel.ceiling.median_pair_speedup });
+  }
+  if (parallel.simd_ceiling) {
+    ceilings.push({
+      what: `a register-bound SIMD loop (${parallel.simd_ceiling.fused ? 'relaxed multiply-adds' : 'multiplies and adds'})`,
+      speedup: parallel.simd_ceiling.median_pair_speedup,
+    });
   }
   if (parallel.matmul_ceiling) {
     const [m, k, n] = parallel.matmul_ceiling.shape;

@@ -21,6 +21,7 @@ import { median, medianRatio } from './metrics.js';
 import { PeerStepper, type PeerStepSpec } from './peer.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
+import { simdLoopForEngine } from './simd_loop.js';
 import type { TaskData } from './tasks.js';
 import { taskBatches } from './tasks.js';
 import { setUpTechnique, type Technique } from './techniques.js';
@@ -91,6 +92,11 @@ export interface SpeedResults {
      * thread alone, then split over `threads` threads, wall seconds of each pair's sides.
      */
     ceiling?: CeilingPairs;
+    /**
+     * The same for a register-bound WebAssembly SIMD loop (simd_loop.ts), with relaxed SIMD's
+     * multiply-add where core's GEMM has it (`fused`): the SIMD units without memory traffic.
+     */
+    simd_ceiling?: CeilingPairs & { fused: boolean };
     /** The same for core's matmul on the peak's shape (each thread its own backend): most of a step. */
     matmul_ceiling?: CeilingPairs & { shape: [number, number, number] };
   } | null;
@@ -394,6 +400,7 @@ async function dataParallelSpeed(
   const ceilings: ThreadCeiling[] = [];
   try {
     ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'loop' }));
+    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'simd' }));
     ceilings.push(
       await ThreadCeiling.create(options.threads, { kind: 'matmul', shape: options.peakShape, backend }),
     );
@@ -464,7 +471,8 @@ async function dataParallelSpeed(
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
       ceiling: ceilingPairs(pairsByCeiling[0]!),
-      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), shape: options.peakShape },
+      simd_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), fused: simdLoopForEngine().fused },
+      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[2]!), shape: options.peakShape },
     };
   } finally {
     for (const ceiling of ceilings) await ceiling.dispose();

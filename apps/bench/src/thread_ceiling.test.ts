@@ -1,5 +1,5 @@
 // ThreadCeiling: the split run does the one-thread run's work (the same sum, from every thread),
-// for the loop and for matmul products (a worker with its own backend), pairs time each side
+// for the loop, the SIMD loop and for matmul products (a worker with its own backend), pairs time each side
 // whichever goes first, bad thread counts are refused, and the workers end with no tensor left
 // behind.
 import * as tf from '@tensorflow/tfjs-core';
@@ -47,6 +47,23 @@ describe('ThreadCeiling', () => {
       await ceiling.dispose();
     }
     expect(tf.memory().numTensors).toBe(tensors);
+  });
+
+  it('splits the SIMD loop: each thread runs its share of the iterations', async () => {
+    await startBackend('wasm');
+    const ceiling = await ThreadCeiling.create(2, { kind: 'simd' }, 0.02);
+    try {
+      expect(ceiling.work).toBe('simd');
+      expect(ceiling.units % 2).toBe(0);
+      // Both threads run 3 of the 6 iterations: the worker answers what this thread gets.
+      expect(await ceiling.split(6)).toBe(2 * ceiling.alone(3));
+      expect(ceiling.alone(3)).not.toBe(ceiling.alone(0));
+      const pair = await ceiling.pair();
+      expect(pair.one).toBeGreaterThan(0);
+      expect(pair.all).toBeGreaterThan(0);
+    } finally {
+      await ceiling.dispose();
+    }
   });
 
   it('times each side of a pair on its own, whichever side goes first', async () => {

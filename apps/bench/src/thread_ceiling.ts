@@ -1,15 +1,18 @@
 // The machine's own ceiling for several busy threads, measured beside the data-parallel check: some
 // work on this thread alone, then split over this thread and worker threads. On a shared virtual
 // machine two busy vCPUs can each run slower than one does alone; whatever the work loses there,
-// training on those threads cannot gain back. Two kinds of work:
+// training on those threads cannot gain back. Three kinds of work:
 // - 'loop': a register-bound loop (a dot product over an L1-resident array: no memory traffic, no
 //   tfjs, no messages but one per run): what the cores themselves give;
+// - 'simd': a register-bound WebAssembly SIMD loop (simd_loop.ts: multiply-add chains on locals,
+//   as busy as the GEMM's micro-kernel, no memory traffic): what the cores give to SIMD work;
 // - 'matmul': core's GEMM on one shape (each thread its own backend and operands): the kernel that
 //   does most of a training step, with its traffic through the caches shared with other machines.
 
 import { Worker } from 'node:worker_threads';
 import { moduleWorker, siblingModule } from '@peft/core/node';
 import { MatmulProducts } from './matmul_peak.js';
+import { instantiateSimdLoop, simdLoopForEngine } from './simd_loop.js';
 
 const LENGTH = 4096;
 
@@ -31,9 +34,18 @@ parentPort.postMessage('ready');
 
 const dotPasses = new Function(`${LOOP}; return dotPasses;`)() as (units: number) => number;
 
+/** The SIMD loop's worker: the module's bytes come as workerData. */
+const SIMD_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const run = new WebAssembly.Instance(new WebAssembly.Module(workerData)).exports.run;
+parentPort.on('message', (units) => parentPort.postMessage(run(units)));
+parentPort.postMessage('ready');
+`;
+
 /** What a ceiling splits: the loop, or products of `shape` on `backend` (this thread's, and the workers'). */
 export type CeilingWork =
   | { kind: 'loop' }
+  | { kind: 'simd' }
   | { kind: 'matmul'; shape: [number, number, number]; backend: 'wasm' | 'cpu' };
 
 /** Wall seconds of one run on this thread alone and of the same work split over every thread. */
@@ -56,6 +68,16 @@ function runnerFor(work: CeilingWork): Runner {
       alone: dotPasses,
       startWorker: () => new Worker(LOOP_WORKER, { eval: true }),
       warmUnits: 2000,
+      dispose: () => {},
+    };
+  }
+  if (work.kind === 'simd') {
+    const { bytes } = simdLoopForEngine();
+    return {
+      alone: instantiateSimdLoop(bytes),
+      startWorker: () => new Worker(SIMD_WORKER, { eval: true, workerData: bytes }),
+      // Long enough in V8's baseline tier for its optimising one to take over (wasm has no OSR).
+      warmUnits: 4_000_000,
       dispose: () => {},
     };
   }
