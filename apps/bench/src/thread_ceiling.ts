@@ -37,7 +37,8 @@ const dotPasses = new Function(`${LOOP}; return dotPasses;`)() as (units: number
 /** The SIMD loop's worker: the module's bytes come as workerData. */
 const SIMD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const run = new WebAssembly.Instance(new WebAssembly.Module(workerData)).exports.run;
+const memory = new WebAssembly.Memory({ initial: 1 });
+const run = new WebAssembly.Instance(new WebAssembly.Module(workerData), { env: { memory } }).exports.run;
 parentPort.on('message', (units) => parentPort.postMessage(run(units)));
 parentPort.postMessage('ready');
 `;

@@ -13,3 +13,8 @@ export {
   type WasmMatmulEngine,
   wasmMatmulEngine,
 } from './wasm/simd/simd_backend.js';
+/**
+ * The WebAssembly bytecode writer core's SIMD kernels are generated with (`FunctionBuilder`,
+ * `buildModule`, the value types, `relaxedSimdSupported`): for a package's own kernels or probes.
+ */
+export * as wasmBytecode from './wasm/simd/wasm_builder.js';
