@@ -21,7 +21,6 @@ import { median, medianRatio } from './metrics.js';
 import { PeerStepper, type PeerStepSpec } from './peer.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
-import { simdLoopForEngine } from './simd_loop.js';
 import type { TaskData } from './tasks.js';
 import { taskBatches } from './tasks.js';
 import { setUpTechnique, type Technique } from './techniques.js';
@@ -471,7 +470,7 @@ async function dataParallelSpeed(
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
       ceiling: ceilingPairs(pairsByCeiling[0]!),
-      simd_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), fused: simdLoopForEngine().fused },
+      simd_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), fused: ceilings[1]!.fusedMultiplyAdd === true },
       matmul_ceiling: { ...ceilingPairs(pairsByCeiling[2]!), shape: options.peakShape },
     };
   } finally {

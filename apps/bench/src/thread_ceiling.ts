@@ -61,6 +61,8 @@ interface Runner {
   startWorker: () => Worker;
   warmUnits: number;
   dispose: () => void;
+  /** The SIMD loop's: whether it multiply-adds with relaxed SIMD (as core's GEMM does here). */
+  fusedMultiplyAdd?: boolean;
 }
 
 function runnerFor(work: CeilingWork): Runner {
@@ -73,8 +75,9 @@ function runnerFor(work: CeilingWork): Runner {
     };
   }
   if (work.kind === 'simd') {
-    const { bytes } = simdLoopForEngine();
+    const { bytes, fused } = simdLoopForEngine();
     return {
+      fusedMultiplyAdd: fused,
       alone: instantiateSimdLoop(bytes),
       startWorker: () => new Worker(SIMD_WORKER, { eval: true, workerData: bytes }),
       // Long enough in V8's baseline tier for its optimising one to take over (wasm has no OSR).
@@ -110,6 +113,8 @@ function ready(worker: Worker): Promise<void> {
 export class ThreadCeiling {
   readonly threads: number;
   readonly work: CeilingWork['kind'];
+  /** For the SIMD loop, whether it runs relaxed SIMD's multiply-add; null for the other work. */
+  readonly fusedMultiplyAdd: boolean | null;
   /** Units of one run (sized to about `seconds` on one thread when created). */
   readonly units: number;
   readonly #workers: Worker[];
@@ -120,6 +125,7 @@ export class ThreadCeiling {
     this.#runner = runner;
     this.threads = workers.length + 1;
     this.work = work;
+    this.fusedMultiplyAdd = runner.fusedMultiplyAdd ?? null;
     this.units = units;
   }
 
