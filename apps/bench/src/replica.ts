@@ -1,7 +1,7 @@
-// The worker module of the bench's data-parallel check (`DataParallelGradients` from
-// `@peft/core/node`): in each worker thread, the base model wrapped with the technique, as on the
+// The worker module of the bench's data-parallel check (core's `DataParallelGradients`, its
+// workers from `@peft/core/node`'s `nodeDataParallelWorkers`): in each worker thread, the base model wrapped with the technique, as on the
 // main thread (the main thread sends its parameter values before the first batch), and the loss.
-import type { DataParallelReplica } from '@peft/core/node';
+import type { DataParallelReplica } from '@peft/core';
 import { loadModel } from '@peft/models/node';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';

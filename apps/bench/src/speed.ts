@@ -5,13 +5,14 @@
 import { availableParallelism, loadavg } from 'node:os';
 import {
   cosineScheduleWithWarmup,
+  DataParallelGradients,
   getPeftMethod,
   getPeftModel,
   type Module,
   manualSeed,
   Trainer,
 } from '@peft/core';
-import { DataParallelGradients, siblingModule } from '@peft/core/node';
+import { nodeDataParallelWorkers, siblingModule } from '@peft/core/node';
 import { type CausalLM, generate } from '@peft/models';
 import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
@@ -387,7 +388,7 @@ async function dataParallelSpeed(
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const backend = options.backend === 'cpu' ? 'cpu' : 'wasm';
   const gradients = await DataParallelGradients.create<LabelledRow[]>({
-    workerModule: siblingModule(import.meta.url, 'replica'),
+    startWorker: nodeDataParallelWorkers(siblingModule(import.meta.url, 'replica')),
     setupOptions: replica,
     threads: options.threads,
     countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),

@@ -10,13 +10,6 @@ export {
   resumeFromCheckpoint,
   saveCheckpoint,
 } from './checkpoint.js';
-export {
-  DataParallelGradients,
-  type DataParallelOptions,
-  type DataParallelReplica,
-  type DataParallelSetup,
-  type DataParallelStepTimings,
-  splitRows,
-} from './data_parallel.js';
+export { type NodeDataParallelWorkerOptions, nodeDataParallelWorkers } from './data_parallel_workers.js';
 export { type ModuleWorkerOptions, moduleWorker, siblingModule } from './module_worker.js';
 export { readSafetensorsFile, readSafetensorsFileHeader, writeSafetensorsFile } from './safetensors_file.js';

@@ -21,8 +21,8 @@ export interface GradientResult {
 
 /**
  * Where the Trainer gets a micro-batch's loss and gradients. The default, `localGradients`,
- * computes them on this thread with `tf.variableGrads`; `DataParallelGradients` (`@peft/core/node`)
- * spreads a batch over worker threads. Accumulation, clipping, the non-finite guard, the optimizer
+ * computes them on this thread with `tf.variableGrads`; `DataParallelGradients` spreads a batch over
+ * workers (Web Workers, or Node's worker threads). Accumulation, clipping, the non-finite guard, the optimizer
  * and the schedule stay in the Trainer whatever the source.
  */
 export interface GradientSource<B> {

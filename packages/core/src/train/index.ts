@@ -3,6 +3,19 @@ export { blockBatches } from './block_batches.js';
 export { type BufferPeak, measureBufferPeak } from './buffer_peak.js';
 export { clipGradNorm, globalNorm } from './clip.js';
 export {
+  DataParallelGradients,
+  type DataParallelOptions,
+  type DataParallelStepTimings,
+  type DataParallelWorker,
+  splitRows,
+} from './data_parallel.js';
+export {
+  type DataParallelReplica,
+  type DataParallelSetup,
+  type ReplicaPort,
+  serveDataParallelReplica,
+} from './data_parallel_replica.js';
+export {
   type GradientContext,
   type GradientResult,
   type GradientSource,

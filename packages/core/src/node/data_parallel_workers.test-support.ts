@@ -1,4 +1,4 @@
-// The worker module of data_parallel.test.ts: a small model (a frozen projection, a trainable
+// The worker module of data_parallel_workers.test.ts: a small model (a frozen projection, a trainable
 // LayerNorm and head) and a mean-squared-error loss over rows; options make it fail on purpose.
 import * as tf from '@tensorflow/tfjs-core';
 import { freezeParameters } from '../nn/freeze.js';

@@ -1,46 +1,45 @@
-// Data-parallel training over worker threads: tfjs's threaded WASM is off in Node, so each extra
-// core gets its own thread, backend and model replica; a batch is split across the threads, each
-// computes its shard's gradients, and the main thread averages them (weighted by tokens) for the
-// Trainer, whose optimizer then updates the main thread's parameters. Changed parameters travel to
-// the replicas with the next batch: the adapter's (tiny) every step, everything once at the start.
+// Data-parallel training over workers: each extra core gets its own worker, backend and model
+// replica (`serveDataParallelReplica`); a batch is split across this thread and the workers, each
+// computes its shard's gradients, and this thread averages them (weighted by tokens) for the
+// Trainer, whose optimizer then updates this thread's parameters. Changed parameters travel to the
+// replicas with the next batch: the adapter's (tiny) every step, everything once at the start.
+// Browser-safe: the workers are Web Workers (`startWorker`), or Node worker threads through
+// `@peft/core/node`'s `nodeDataParallelWorkers`. In Node, tfjs's threaded WASM is off, and in a
+// browser its threads run XNNPACK rather than core's GEMM: replicas use every core with the fast
+// kernels either way.
 
-import { availableParallelism } from 'node:os';
-import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
-import type { GradientContext, GradientResult, GradientSource } from '../train/gradient_source.js';
-import type { FromWorker, ParameterUpdate, ToWorker, WorkerInit } from './data_parallel_protocol.js';
-import { moduleHref, moduleWorker, siblingModule } from './module_worker.js';
+import type { FromReplica, ParameterUpdate, ReplicaInit, ToReplica } from './data_parallel_protocol.js';
+import type { GradientContext, GradientResult, GradientSource } from './gradient_source.js';
 
 /**
- * What a worker module exports: `setup(options, { rank })` builds the module and the loss the
- * main thread trains (same parameter names; values need not match: the main thread sends its own
- * before the first batch). It runs after the worker's backend is initialised.
+ * A replica worker as DataParallelGradients drives it: a browser's `Worker` is one as it is (its
+ * module calls `serveDataParallelReplica`). `'error'` says the worker failed (a module that did not
+ * load, an uncaught error); `'exit'` (Node's worker threads; browsers have none) that it ended.
  */
-export type DataParallelSetup<B> = (
-  options: unknown,
-  info: { rank: number },
-) => DataParallelReplica<B> | Promise<DataParallelReplica<B>>;
-
-/** A worker's model replica and the loss of a shard (a mean over its tokens). */
-export interface DataParallelReplica<B> {
-  module: Module;
-  loss: (batch: B) => tf.Scalar;
+export interface DataParallelWorker {
+  postMessage(message: unknown, transfer: ArrayBuffer[]): void;
+  addEventListener(type: 'message', listener: (event: { data: unknown }) => void): void;
+  addEventListener(type: 'error', listener: (event: { message?: string; error?: unknown }) => void): void;
+  addEventListener(type: 'exit', listener: (event: { code: number }) => void): void;
+  terminate(): unknown;
 }
 
 export interface DataParallelOptions<B> {
   /**
-   * The worker module (a `file:` URL or a path): an ES module exporting `setup` (see
-   * `DataParallelSetup`). Its loss must be a mean over the shard's tokens (as `countTokens` counts
-   * them) for the weighted average to equal the whole batch's mean.
+   * Starts the worker of replica `rank` (1 to threads - 1). In a browser:
+   * `() => new Worker(new URL('./replica.worker.js', import.meta.url), { type: 'module' })`, a
+   * module that calls `serveDataParallelReplica(setup)`; in Node, `nodeDataParallelWorkers(url)`
+   * from `@peft/core/node`. Its loss must be a mean over the shard's tokens (as `countTokens`
+   * counts them) for the weighted average to equal the whole batch's mean.
    */
-  workerModule: string | URL;
+  startWorker: (rank: number) => DataParallelWorker;
   /** Passed to `setup` in every worker (structured-cloneable). */
   setupOptions?: unknown;
   /**
-   * Threads in all, this one included (it computes a shard too): default the machine's available
-   * parallelism. 1 means no workers (everything on this thread).
+   * Threads in all, this one included (it computes a shard too): default the machine's logical
+   * cores (`navigator.hardwareConcurrency`). 1 means no workers (everything on this thread).
    */
   threads?: number;
   /** Split a batch into at most `parts` non-empty shards; default: an array batch into contiguous runs. */
@@ -49,13 +48,10 @@ export interface DataParallelOptions<B> {
   countTokens?: (batch: B) => number;
   /** The workers' backend; default 'wasm'. */
   backend?: 'wasm' | 'cpu';
+  /** Where the workers load tfjs-backend-wasm's `.wasm` files from (browser bundles; tfjs `setWasmPaths`). */
+  wasmPaths?: string | Record<string, string>;
   /** Seeds each worker's generator (`manualSeed(seed + rank)`): dropout masks per shard. Default 0. */
   seed?: number;
-  /**
-   * Node options for the workers (`execArgv`). Default: the parent's, plus a TypeScript loader
-   * (tsx) when this file runs from its `.ts` source (tests, `tsx` scripts).
-   */
-  execArgv?: string[];
 }
 
 /** Where the last step's time went, per thread: what balances (or not) the split. */
@@ -67,13 +63,13 @@ export interface DataParallelStepTimings {
 }
 
 interface Pending {
-  resolve: (message: FromWorker) => void;
+  resolve: (message: FromReplica) => void;
   reject: (error: Error) => void;
 }
 
 interface WorkerHandle {
   rank: number;
-  worker: Worker;
+  worker: DataParallelWorker;
   pending: Map<number, Pending>;
   failure: Error | null;
   /** Parameter dataIds this replica holds (by name), to send only what changed. */
@@ -111,16 +107,23 @@ function dataIdOf(parameter: Parameter): object {
   return (parameter.variable as unknown as { dataId: object }).dataId;
 }
 
+function logicalCores(): number {
+  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
+    ?.hardwareConcurrency;
+  return typeof cores === 'number' && cores >= 1 ? cores : 1;
+}
+
 /**
- * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` worker
- * threads and averages their gradients weighted by tokens: for a loss that is a token mean, the
+ * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` workers
+ * and averages their gradients weighted by tokens: for a loss that is a token mean, the
  * result equals the whole batch's loss and gradients (to float rounding), so training is the same
  * as on one thread, only faster. Deterministic for a given split. Start with `create`, pass as the
  * Trainer's `gradients`, `dispose()` when done (it terminates the workers).
  *
  * ```ts
  * const gradients = await DataParallelGradients.create<Row[]>({
- *   workerModule: new URL('./replica.js', import.meta.url), // exports setup() -> { module, loss }
+ *   // a module calling serveDataParallelReplica(setup); in Node: nodeDataParallelWorkers(url)
+ *   startWorker: () => new Worker(new URL('./replica.worker.js', import.meta.url), { type: 'module' }),
  *   setupOptions: { modelDir },
  *   countTokens: (rows) => rows.length * length,
  * });
@@ -150,26 +153,26 @@ export class DataParallelGradients<B> implements GradientSource<B> {
 
   /** Starts the workers and waits until each has built its replica. */
   static async create<B>(options: DataParallelOptions<B>): Promise<DataParallelGradients<B>> {
-    const threads = options.threads ?? availableParallelism();
+    const threads = options.threads ?? logicalCores();
     if (!(Number.isInteger(threads) && threads >= 1)) {
       throw new Error(`DataParallelGradients: threads must be a positive integer (got ${threads})`);
     }
-    const moduleUrl = moduleHref(options.workerModule);
-    const entry = siblingModule(import.meta.url, 'data_parallel_worker');
+    if (typeof options.startWorker !== 'function') {
+      throw new Error('DataParallelGradients: startWorker must be a function returning a worker');
+    }
     const workers: WorkerHandle[] = [];
     const started: Promise<void>[] = [];
+    const stopAll = () => Promise.all(workers.map((handle) => handle.worker.terminate()));
     for (let rank = 1; rank < threads; rank++) {
-      const init: WorkerInit = {
-        workerModule: moduleUrl,
-        setupOptions: options.setupOptions,
-        backend: options.backend ?? 'wasm',
-        rank,
-        seed: (options.seed ?? 0) + rank,
-      };
-      const worker = moduleWorker(entry, {
-        workerData: init,
-        ...(options.execArgv ? { execArgv: options.execArgv } : {}),
-      });
+      let worker: DataParallelWorker;
+      try {
+        worker = options.startWorker(rank);
+      } catch (error) {
+        await stopAll();
+        throw new Error(
+          `DataParallelGradients: starting worker ${rank} failed: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
       const handle: WorkerHandle = { rank, worker, pending: new Map(), failure: null, sent: new Map() };
       workers.push(handle);
       started.push(
@@ -180,7 +183,8 @@ export class DataParallelGradients<B> implements GradientSource<B> {
             for (const pending of handle.pending.values()) pending.reject(handle.failure);
             handle.pending.clear();
           };
-          worker.on('message', (message: FromWorker) => {
+          worker.addEventListener('message', ({ data }) => {
+            const message = data as FromReplica;
             if (message.type === 'ready') {
               resolve();
               return;
@@ -201,10 +205,14 @@ export class DataParallelGradients<B> implements GradientSource<B> {
               pending.resolve(message);
             }
           });
-          worker.on('error', (error) =>
-            fail(new Error(`data-parallel worker ${rank} crashed: ${error.message}`)),
-          );
-          worker.on('exit', (code) => {
+          worker.addEventListener('error', (event) => {
+            const cause =
+              event.error instanceof Error
+                ? event.error.message
+                : (event.message ?? 'an error in the worker');
+            fail(new Error(`data-parallel worker ${rank} crashed: ${cause}`));
+          });
+          worker.addEventListener('exit', ({ code }) => {
             if (code !== 0 || handle.pending.size > 0) {
               fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
             } else {
@@ -213,6 +221,14 @@ export class DataParallelGradients<B> implements GradientSource<B> {
           });
         }),
       );
+      const init: ReplicaInit = {
+        setupOptions: options.setupOptions,
+        backend: options.backend ?? 'wasm',
+        ...(options.wasmPaths !== undefined ? { wasmPaths: options.wasmPaths } : {}),
+        rank,
+        seed: (options.seed ?? 0) + rank,
+      };
+      worker.postMessage({ type: 'init', init } satisfies ToReplica, []);
     }
     const gradients = new DataParallelGradients<B>(workers, options);
     try {
@@ -226,9 +242,9 @@ export class DataParallelGradients<B> implements GradientSource<B> {
 
   #request(
     handle: WorkerHandle,
-    message: ToWorker & { id: number },
+    message: ToReplica & { id: number },
     transfer: ArrayBuffer[] = [],
-  ): Promise<FromWorker> {
+  ): Promise<FromReplica> {
     if (handle.failure) return Promise.reject(handle.failure);
     return new Promise((resolve, reject) => {
       handle.pending.set(message.id, { resolve, reject });
@@ -281,7 +297,7 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       throw error;
     }
     const localDone = performance.now();
-    let results: FromWorker[];
+    let results: FromReplica[];
     try {
       results = await Promise.all(remote);
     } catch (error) {

@@ -1,18 +1,21 @@
-// Messages between DataParallelGradients (main thread) and its workers (data_parallel_worker.ts).
+// Messages between DataParallelGradients (the training thread) and its replica workers
+// (`serveDataParallelReplica`), the same in Node's worker threads and in browsers' Web Workers.
 
 /** A parameter's new value: name, shape, data (its buffer is transferred). */
 export type ParameterUpdate = [name: string, shape: number[], data: Float32Array];
 
-export interface WorkerInit {
-  /** URL of the user's module exporting `setup`. */
-  workerModule: string;
+/** What a replica is told first: how to start, and what its `setup` gets. */
+export interface ReplicaInit {
   setupOptions: unknown;
   backend: 'wasm' | 'cpu';
+  /** Where the tfjs-backend-wasm `.wasm` files are served from (browser bundles). */
+  wasmPaths?: string | Record<string, string>;
   rank: number;
   seed: number;
 }
 
-export type ToWorker =
+export type ToReplica =
+  | { type: 'init'; init: ReplicaInit }
   | {
       type: 'step';
       id: number;
@@ -25,7 +28,7 @@ export type ToWorker =
   | { type: 'stats'; id: number }
   | { type: 'close' };
 
-export type FromWorker =
+export type FromReplica =
   | { type: 'ready'; parameters: string[] }
   | {
       type: 'result';

@@ -1,16 +1,20 @@
-// DataParallelGradients: the same training as on one thread (to float rounding), no leaks on
+// DataParallelGradients on Node's worker threads: the same training as on one thread (to float rounding), no leaks on
 // either side, and clear errors when a worker fails.
+import { MessageChannel } from 'node:worker_threads';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { registerAllGradients } from '../backend/register_gradients.js';
 import { manualSeed } from '../nn/random.js';
 import { AdamW } from '../train/adamw.js';
+import { DataParallelGradients, splitRows } from '../train/data_parallel.js';
+import { serveDataParallelReplica } from '../train/data_parallel_replica.js';
 import { Trainer } from '../train/trainer.js';
-import { DataParallelGradients, splitRows } from './data_parallel.js';
-import { type Row, rowsLoss, type SetupOptions, SmallModel } from './data_parallel.test-support.js';
+import { nodeDataParallelWorkers } from './data_parallel_workers.js';
+import { type Row, rowsLoss, type SetupOptions, SmallModel } from './data_parallel_workers.test-support.js';
+import { moduleWorker } from './module_worker.js';
 
-const workerModule = new URL('./data_parallel.test-support.ts', import.meta.url);
+const workerModule = new URL('./data_parallel_workers.test-support.ts', import.meta.url);
 const started: DataParallelGradients<Row[]>[] = [];
 
 beforeAll(async () => {
@@ -24,7 +28,7 @@ afterEach(async () => {
 
 async function dataParallel(threads: number, setupOptions: SetupOptions = {}) {
   const gradients = await DataParallelGradients.create<Row[]>({
-    workerModule,
+    startWorker: nodeDataParallelWorkers(workerModule),
     setupOptions,
     threads,
     backend: 'cpu',
@@ -161,5 +165,72 @@ describe('DataParallelGradients', () => {
     const t = trainer(model, gradients);
     await expect(t.trainStep(rows(4, 1))).rejects.toThrow(/disposed/);
     t.dispose();
+  });
+
+  it('trains the same through the Web Worker shape: EventTarget ports on both ends, no Node adapter', async () => {
+    // What a browser runs: the worker's scope and the page's Worker are EventTargets with
+    // postMessage; here both ends of a MessageChannel, the replica in a worker thread.
+    const startWorker = () => {
+      const { port1, port2 } = new MessageChannel();
+      const thread = moduleWorker(new URL('./data_parallel_port.test-support.ts', import.meta.url));
+      thread.once('message', () => thread.postMessage(port2, [port2]));
+      port1.start();
+      return {
+        postMessage: (message: unknown, transfer: ArrayBuffer[]) => port1.postMessage(message, transfer),
+        addEventListener: port1.addEventListener.bind(port1),
+        terminate: async () => {
+          port1.close();
+          await thread.terminate();
+        },
+      } as unknown as import('../train/data_parallel.js').DataParallelWorker;
+    };
+    manualSeed(11);
+    const single = new SmallModel();
+    manualSeed(11);
+    const parallel = new SmallModel();
+    const gradients = await DataParallelGradients.create<Row[]>({ startWorker, threads: 2, backend: 'cpu' });
+    started.push(gradients);
+    const one = trainer(single);
+    const two = trainer(parallel, gradients);
+    for (let step = 0; step < 3; step++) {
+      const batch = rows(6, 30 + step);
+      const a = await one.trainStep(batch);
+      const b = await two.trainStep(batch);
+      expect(b.loss).toBeCloseTo(a.loss, 5);
+    }
+    const want = snapshot(single);
+    for (const [name, got] of snapshot(parallel)) {
+      const expected = want.get(name)!;
+      const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - expected[i]!)), 0);
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+    one.dispose();
+    two.dispose();
+  });
+
+  it('says what is wrong when a worker cannot start or has no setup, and outside a worker', async () => {
+    await expect(
+      DataParallelGradients.create<Row[]>({
+        startWorker: () => {
+          throw new Error('no workers here');
+        },
+        threads: 2,
+      }),
+    ).rejects.toThrow(/starting worker 1 failed: no workers here/);
+    await expect(
+      DataParallelGradients.create<Row[]>({
+        // A module without the export (it would serve a port it is sent).
+        startWorker: nodeDataParallelWorkers(
+          new URL('./data_parallel_port.test-support.ts', import.meta.url),
+        ),
+        threads: 2,
+        backend: 'cpu',
+      }),
+    ).rejects.toThrow(
+      /data-parallel worker 1 crashed: worker module .*data_parallel_port.test-support.ts does not export a setup function/,
+    );
+    expect(() =>
+      serveDataParallelReplica(() => ({ module: new SmallModel(), loss: () => tf.scalar(0) })),
+    ).toThrow(/not in a Web Worker; pass the port/);
   });
 });
