@@ -251,6 +251,37 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     expect(await errors(page), problems.join('\n')).toEqual([]);
   }, 240_000);
 
+  it('trains on both cores with a replica worker (data parallel): the same losses as one thread', async () => {
+    // The built-in model at the bench's batch shape (8 x 128 tokens), LoRA, the same seed: one
+    // thread, then this worker and one replica worker (each its own WASM backend with core's GEMM).
+    const runs: { curve: number[]; tokensPerSecond: number[] }[] = [];
+    for (const threads of [1, 2]) {
+      const { page, problems } = await open(`?backend=wasm&trainThreads=${threads}`);
+      await page.selectOption('#technique', 'lora');
+      await settings(page, { lr: '0.01', steps: '6', 'batch-size': '8', 'seq-len': '128' });
+      await page.uncheck('#sample-around-training');
+      await train(page);
+      expect(await errors(page), problems.join('\n')).toEqual([]);
+      expect(await page.textContent('#stat-threads')).toBe(String(threads));
+      runs.push({
+        curve: await losses(page),
+        tokensPerSecond: await page.$$eval('#step-log li', (items) =>
+          items.map((item) => Number((item as HTMLElement).dataset.tokensPerSecond)),
+        ),
+      });
+      await page.close();
+    }
+    const [one, two] = runs as [(typeof runs)[0], (typeof runs)[0]];
+    expect(two.curve).toHaveLength(6);
+    for (const [i, loss] of two.curve.entries()) expect(loss, `step ${i + 1}`).toBeCloseTo(one.curve[i]!, 4);
+    // Throughput is the bench's to judge, not a test's: shown for the record (steps 2-6, medians).
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    const [a, b] = [median(one.tokensPerSecond.slice(1)), median(two.tokensPerSecond.slice(1))];
+    console.log(
+      `playground LoRA 8x128: 1 thread ${a.toFixed(0)} tokens/s, 2 threads ${b.toFixed(0)} tokens/s (${(b / a).toFixed(2)}x)`,
+    );
+  }, 240_000);
+
   it('pauses, resumes and stops training in the worker while the page keeps updating', async () => {
     const { page, problems } = await open('?backend=wasm&model=tiny');
     // Enough steps that the stop arrives long before the last (500 once ran out in 9 s after the

@@ -68,6 +68,7 @@ const el = {
   seqLen: $<HTMLInputElement>('seq-len'),
   warmup: $<HTMLInputElement>('warmup'),
   seed: $<HTMLInputElement>('seed'),
+  trainThreads: $<HTMLInputElement>('train-threads'),
   dataset: $<HTMLSelectElement>('dataset'),
   textFile: $<HTMLInputElement>('text-file'),
   textInfo: $('text-info'),
@@ -79,6 +80,7 @@ const el = {
   statStep: $('stat-step'),
   statLoss: $('stat-loss'),
   statTps: $('stat-tps'),
+  statThreads: $('stat-threads'),
   statTrainable: $('stat-trainable'),
   stepLog: $('step-log'),
   prompt: $<HTMLInputElement>('prompt'),
@@ -351,6 +353,7 @@ function trainSettings(): TrainSettings {
     weightDecay: 0,
     maxGradNorm: 1,
     seed: number(el.seed, 'the seed'),
+    ...(el.trainThreads.value.trim() === '' ? {} : { threads: number(el.trainThreads, 'training threads') }),
   };
 }
 
@@ -389,6 +392,7 @@ async function train(): Promise<void> {
   el.statStep.textContent = '–';
   el.statLoss.textContent = '–';
   el.statTps.textContent = '–';
+  el.statThreads.textContent = '–';
   tokensSeen = 0;
   secondsSeen = 0;
   setState('training');
@@ -416,7 +420,11 @@ function onEvent(event: WorkerEvent): void {
       adapter = start.technique;
       el.statTrainable.textContent = formatCount(start.trainable);
       el.status.textContent = `training ${start.technique}…`;
-      log(`${start.summary}; ${start.blocks} blocks (${start.tokens} tokens)`);
+      el.statThreads.textContent = String(start.threads);
+      log(
+        `${start.summary}; ${start.blocks} blocks (${start.tokens} tokens); ` +
+          (start.threads === 1 ? '1 thread' : `${start.threads} threads (replica workers)`),
+      );
       break;
     }
     case 'step': {
@@ -430,6 +438,7 @@ function onEvent(event: WorkerEvent): void {
       if (state === 'training') el.status.textContent = `training: step ${s.step} of ${s.steps}`;
       const item = document.createElement('li');
       item.dataset.loss = String(s.loss);
+      item.dataset.tokensPerSecond = String(s.tokensPerSecond);
       item.textContent = `loss ${s.loss.toFixed(4)}, ${s.tokensPerSecond.toFixed(0)} tokens/s, ${(s.seconds * 1000).toFixed(0)} ms, grad norm ${s.gradNorm.toFixed(3)}`;
       el.stepLog.append(item);
       break;
@@ -542,6 +551,8 @@ function init(): void {
   if (backend && ['auto', 'webgpu', 'wasm', 'cpu'].includes(backend)) el.backendChoice.value = backend;
   const threads = params.get('threads');
   if (threads) el.threads.value = threads;
+  const trainThreads = params.get('trainThreads');
+  if (trainThreads) el.trainThreads.value = trainThreads;
   const modelChoice = params.get('model');
   const radio = document.querySelector<HTMLInputElement>(`input[name="model"][value="${modelChoice}"]`);
   if (radio && modelChoice !== 'folder') radio.checked = true;

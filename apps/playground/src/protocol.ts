@@ -31,6 +31,11 @@ export interface TrainSettings {
   weightDecay: number;
   maxGradNorm: number;
   seed: number;
+  /**
+   * Threads that train, this worker's included: more than one splits each batch over replica
+   * workers (WASM or cpu backends). Default: every core (at most 4) where WASM runs single-threaded.
+   */
+  threads?: number;
 }
 
 export type Request =
@@ -68,6 +73,8 @@ export interface TrainStart {
   blocks: number;
   tokens: number;
   steps: number;
+  /** Threads that train (1: this worker alone). */
+  threads: number;
 }
 
 export interface StepEvent {

@@ -2,6 +2,7 @@
 // adapter goes out as a zip and comes back onto a fresh base with the same generations; errors read
 // as the page shows them.
 import { initBackend } from '@peft/core';
+import { nodeDataParallelWorkers } from '@peft/core/node';
 import { saveModelFiles } from '@peft/models';
 import { strToU8, unzipSync, zipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -88,6 +89,59 @@ describe('Session', () => {
       session.dispose();
     });
   }
+
+  for (const technique of TECHNIQUES.map((t) => t.name)) {
+    it(`trains ${technique} on two threads (a replica worker) exactly as on one`, async () => {
+      const one = new Session();
+      const two = new Session({
+        replicas: {
+          startWorker: nodeDataParallelWorkers(new URL('./replica.ts', import.meta.url)),
+          backend: 'cpu',
+          autoThreads: 2,
+        },
+      });
+      const runs: { losses: number[]; threads: number; params: Map<string, Float32Array> }[] = [];
+      for (const session of [one, two]) {
+        await session.loadModel(random);
+        const losses: number[] = [];
+        let threads = 0;
+        await session.train(settings(technique), TEXT, null, running, {
+          trainStart: (start) => {
+            threads = start.threads;
+          },
+          step: (s) => losses.push(s.loss),
+        });
+        const params = new Map(
+          [...session.peft!.namedParameters()].map(([name, p]) => [name, p.value.dataSync() as Float32Array]),
+        );
+        runs.push({ losses, threads, params });
+      }
+      const [a, b] = runs as [(typeof runs)[0], (typeof runs)[0]];
+      expect([a.threads, b.threads]).toEqual([1, 2]);
+      expect(b.losses).toHaveLength(6);
+      for (const [i, loss] of b.losses.entries()) expect(loss, `step ${i + 1}`).toBeCloseTo(a.losses[i]!, 4);
+      // Every parameter, the base's too (Delta-LoRA moves it): the same training, to float rounding.
+      for (const [name, got] of b.params) {
+        const want = a.params.get(name)!;
+        const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - want[i]!)), 0);
+        expect(worst, name).toBeLessThan(1e-4);
+      }
+      one.dispose();
+      two.dispose();
+    });
+  }
+
+  it('refuses several training threads where no replicas can run (WebGPU)', async () => {
+    const session = new Session();
+    await session.loadModel(random);
+    await expect(session.train(settings('lora', { threads: 2 }), TEXT, null, running)).rejects.toThrow(
+      /several threads needs the WASM or cpu backend/,
+    );
+    await expect(session.train(settings('lora', { threads: 0 }), TEXT, null, running)).rejects.toThrow(
+      /training threads must be a whole number of at least 1 \(got 0\)/,
+    );
+    session.dispose();
+  });
 
   it('pauses between steps and stops early', async () => {
     const session = new Session();

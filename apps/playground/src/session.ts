@@ -7,6 +7,8 @@ import {
   blockBatches,
   constantScheduleWithWarmup,
   createTrainingOptimizer,
+  DataParallelGradients,
+  type DataParallelWorker,
   getPeftMethod,
   getPeftModel,
   loadAdapterFiles,
@@ -71,6 +73,25 @@ export interface SessionEvents {
   warning?(message: string): void;
 }
 
+/**
+ * Training on several threads: replica workers, each with its own backend and copy of the model
+ * (`replica_worker.ts` in the page), that compute shards of each batch (core's DataParallelGradients).
+ */
+export interface ReplicaWorkers {
+  startWorker: (rank: number) => DataParallelWorker;
+  backend: 'wasm' | 'cpu';
+  wasmPaths?: Record<string, string>;
+  /** Threads in all when the settings leave it open. */
+  autoThreads: number;
+}
+
+/** What a replica worker builds its copy from (`replica.ts`). */
+export interface ReplicaOptions {
+  source: ModelSource;
+  technique: string;
+  config: Record<string, unknown>;
+}
+
 /** Seed of the random weights of a `random` source: the same weights each time it is rebuilt. */
 const RANDOM_MODEL_SEED = 1234;
 
@@ -111,7 +132,43 @@ export async function fetchModelFiles(
   return files;
 }
 
+/** A base model (eval mode) from its source, and its tokenizer when asked. */
+export async function buildModel(
+  source: ModelSource,
+  withTokenizer: boolean,
+): Promise<{ model: CausalLM; tokenizer: Tokenizer | undefined }> {
+  if (source.kind === 'random') {
+    manualSeed(RANDOM_MODEL_SEED);
+    const model = createModel(source.config).eval();
+    return { model, tokenizer: withTokenizer ? tokenizerFor(source.config, null) : undefined };
+  }
+  const files = source.files;
+  const configData = files.get('config.json');
+  if (configData === undefined) {
+    const names = [...files.keys()];
+    throw new PlaygroundError(
+      `${source.label}: no config.json (found ${names.length ? names.slice(0, 8).join(', ') : 'no files'}): open a Hugging Face model folder`,
+      'file',
+    );
+  }
+  const text =
+    typeof configData === 'string'
+      ? configData
+      : configData instanceof Blob
+        ? await configData.text()
+        : new TextDecoder().decode(configData as ArrayBufferView);
+  // The config first: an unsupported model_type is reported before any weight is read.
+  const config = parseConfigJson(text, `${source.label}: config.json`);
+  architectureFor(config.model_type);
+  let tokenizer: Tokenizer | undefined;
+  if (withTokenizer)
+    tokenizer = files.has('tokenizer.json') ? await loadTokenizer(files) : tokenizerFor(config, source.label);
+  const model = await loadModel(files);
+  return { model, tokenizer };
+}
+
 export class Session {
+  readonly #replicas: ReplicaWorkers | null;
   #source: ModelSource | undefined;
   #tokenizer: Tokenizer | undefined;
   #info: ModelInfo | undefined;
@@ -119,6 +176,11 @@ export class Session {
   #peft: PeftModel | undefined;
   /** Steps the current adapter was trained for (null: loaded from files). */
   #trainedSteps: number | null = null;
+
+  /** `replicas`: where training on several threads gets its workers (none: this thread only). */
+  constructor(options: { replicas?: ReplicaWorkers } = {}) {
+    this.#replicas = options.replicas ?? null;
+  }
 
   get model(): CausalLM | undefined {
     return this.#model;
@@ -134,7 +196,7 @@ export class Session {
 
   /** Builds the base model and its tokenizer; the previous model is dropped only once this one works. */
   async loadModel(source: ModelSource): Promise<ModelInfo> {
-    const { model, tokenizer } = await this.#build(source, true);
+    const { model, tokenizer } = await buildModel(source, true);
     this.#dropModel();
     this.#source = source;
     this.#model = model;
@@ -155,47 +217,11 @@ export class Session {
     return this.#info;
   }
 
-  async #build(
-    source: ModelSource,
-    withTokenizer: boolean,
-  ): Promise<{ model: CausalLM; tokenizer: Tokenizer | undefined }> {
-    if (source.kind === 'random') {
-      manualSeed(RANDOM_MODEL_SEED);
-      const model = createModel(source.config).eval();
-      return { model, tokenizer: withTokenizer ? tokenizerFor(source.config, null) : undefined };
-    }
-    const files = source.files;
-    const configData = files.get('config.json');
-    if (configData === undefined) {
-      const names = [...files.keys()];
-      throw new PlaygroundError(
-        `${source.label}: no config.json (found ${names.length ? names.slice(0, 8).join(', ') : 'no files'}): open a Hugging Face model folder`,
-        'file',
-      );
-    }
-    const text =
-      typeof configData === 'string'
-        ? configData
-        : configData instanceof Blob
-          ? await configData.text()
-          : new TextDecoder().decode(configData as ArrayBufferView);
-    // The config first: an unsupported model_type is reported before any weight is read.
-    const config = parseConfigJson(text, `${source.label}: config.json`);
-    architectureFor(config.model_type);
-    let tokenizer: Tokenizer | undefined;
-    if (withTokenizer)
-      tokenizer = files.has('tokenizer.json')
-        ? await loadTokenizer(files)
-        : tokenizerFor(config, source.label);
-    const model = await loadModel(files);
-    return { model, tokenizer };
-  }
-
   /** The base model without any adapter and with its original weights. */
   async #freshBase(): Promise<CausalLM> {
     if (!this.#source || !this.#model) throw new PlaygroundError('load a base model first');
     if (!this.#peft) return this.#model;
-    const { model } = await this.#build(this.#source, false);
+    const { model } = await buildModel(this.#source, false);
     this.#peft.dispose(); // the wrapped model's tensors too
     this.#peft = undefined;
     this.#model = model;
@@ -273,6 +299,14 @@ export class Session {
     whole(batchSize, 'batch size', 1);
     whole(seqLen, 'sequence length', 2);
     whole(settings.warmupSteps, 'warm-up steps', 0);
+    const threads = settings.threads ?? this.#replicas?.autoThreads ?? 1;
+    whole(threads, 'training threads', 1);
+    if (threads > 1 && !this.#replicas) {
+      throw new PlaygroundError(
+        'training on several threads needs the WASM or cpu backend (WebGPU trains on the GPU)',
+        'input',
+      );
+    }
     if (!(settings.lr > 0))
       throw new PlaygroundError(`the learning rate must be positive (got ${settings.lr})`);
     if (this.#info.positions > 0 && seqLen > this.#info.positions) {
@@ -296,76 +330,108 @@ export class Session {
         true,
       );
 
-    manualSeed(settings.seed); // the adapter's initial weights
-    const peft = getPeftModel(base, method, config, { modelType: base.modelType });
-    this.#peft = peft;
-    this.#trainedSteps = 0;
-    const { trainable } = peft.countParameters();
-    events.trainStart?.({
-      technique: method.name,
-      summary: peft.trainableParametersSummary(),
-      trainable,
-      blocks: blocks.length,
-      tokens: blocks.length * seqLen,
-      steps,
-    });
-    const trainer = new Trainer<number[][]>({
-      module: peft,
-      loss: (batch) => causalLMLoss(base, batch),
-      optimizer: await createTrainingOptimizer(peft, { lr: settings.lr, weightDecay: settings.weightDecay }),
-      schedule: constantScheduleWithWarmup({ warmupSteps: settings.warmupSteps }),
-      ...(settings.maxGradNorm > 0 ? { maxGradNorm: settings.maxGradNorm } : {}),
-      seed: settings.seed, // dropout masks and the order of the blocks
-      countTokens: (batch) => batch.length * (seqLen - 1),
-    });
-    const batches = blockBatches(blocks, batchSize);
-    const started = performance.now();
-    let paused = 0;
-    let firstLoss: number | null = null;
-    let lastLoss: number | null = null;
-    events.state?.('training');
+    // Replicas first: if one cannot start, nothing has changed but the fresh base.
+    const replicas = this.#replicas;
+    const gradients =
+      threads > 1 && replicas
+        ? await DataParallelGradients.create<number[][]>({
+            startWorker: replicas.startWorker,
+            threads,
+            setupOptions: {
+              source: this.#source!,
+              technique: settings.technique,
+              config: settings.config,
+            } satisfies ReplicaOptions,
+            backend: replicas.backend,
+            ...(replicas.wasmPaths ? { wasmPaths: replicas.wasmPaths } : {}),
+            seed: settings.seed,
+            countTokens: (batch) => batch.length * (seqLen - 1),
+          })
+        : null;
     try {
-      while (trainer.step < steps) {
-        await nextTask();
-        if (control.paused && !control.stopped) {
-          const pausedAt = performance.now();
-          events.state?.('paused');
-          await control.whilePaused();
-          paused += performance.now() - pausedAt;
-          if (!control.stopped) events.state?.('training');
+      manualSeed(settings.seed); // the adapter's initial weights
+      const peft = getPeftModel(base, method, config, { modelType: base.modelType });
+      this.#peft = peft;
+      this.#trainedSteps = 0;
+      const { trainable } = peft.countParameters();
+      events.trainStart?.({
+        technique: method.name,
+        summary: peft.trainableParametersSummary(),
+        trainable,
+        blocks: blocks.length,
+        tokens: blocks.length * seqLen,
+        steps,
+        threads: gradients?.threads ?? 1,
+      });
+      const trainer = new Trainer<number[][]>({
+        module: peft,
+        loss: (batch) => causalLMLoss(base, batch),
+        optimizer: await createTrainingOptimizer(peft, {
+          lr: settings.lr,
+          weightDecay: settings.weightDecay,
+        }),
+        schedule: constantScheduleWithWarmup({ warmupSteps: settings.warmupSteps }),
+        ...(settings.maxGradNorm > 0 ? { maxGradNorm: settings.maxGradNorm } : {}),
+        seed: settings.seed, // dropout masks and the order of the blocks
+        countTokens: (batch) => batch.length * (seqLen - 1),
+        ...(gradients ? { gradients } : {}),
+      });
+      const batches = blockBatches(blocks, batchSize);
+      const started = performance.now();
+      let paused = 0;
+      let firstLoss: number | null = null;
+      let lastLoss: number | null = null;
+      events.state?.('training');
+      try {
+        while (trainer.step < steps) {
+          await nextTask();
+          if (control.paused && !control.stopped) {
+            const pausedAt = performance.now();
+            events.state?.('paused');
+            await control.whilePaused();
+            paused += performance.now() - pausedAt;
+            if (!control.stopped) events.state?.('training');
+          }
+          if (control.stopped) break;
+          const t0 = performance.now();
+          const info = await trainer.trainStep(batches.next().value!);
+          const seconds = (performance.now() - t0) / 1000;
+          this.#trainedSteps = info.step;
+          firstLoss ??= info.loss;
+          lastLoss = info.loss;
+          const tokens = info.tokens ?? 0;
+          events.step?.({
+            step: info.step,
+            steps,
+            loss: info.loss,
+            lr: info.lr,
+            gradNorm: info.gradNorm,
+            tokens,
+            seconds,
+            tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
+          });
         }
-        if (control.stopped) break;
-        const t0 = performance.now();
-        const info = await trainer.trainStep(batches.next().value!);
-        const seconds = (performance.now() - t0) / 1000;
-        this.#trainedSteps = info.step;
-        firstLoss ??= info.loss;
-        lastLoss = info.loss;
-        const tokens = info.tokens ?? 0;
-        events.step?.({
-          step: info.step,
-          steps,
-          loss: info.loss,
-          lr: info.lr,
-          gradNorm: info.gradNorm,
-          tokens,
-          seconds,
-          tokensPerSecond: seconds > 0 ? tokens / seconds : 0,
-        });
+      } finally {
+        peft.eval();
+        trainer.dispose();
       }
+      const end: TrainEnd = {
+        reason: trainer.step < steps ? 'stopped' : 'done',
+        steps: trainer.step,
+        seconds: (performance.now() - started - paused) / 1000,
+        firstLoss,
+        lastLoss,
+      };
+      if (sample)
+        events.sample?.(
+          'after',
+          await this.generate(sample, (t) => events.sample?.('after', t, false)),
+          true,
+        );
+      return end;
     } finally {
-      peft.eval();
+      await gradients?.dispose();
     }
-    const end: TrainEnd = {
-      reason: trainer.step < steps ? 'stopped' : 'done',
-      steps: trainer.step,
-      seconds: (performance.now() - started - paused) / 1000,
-      firstLoss,
-      lastLoss,
-    };
-    if (sample)
-      events.sample?.('after', await this.generate(sample, (t) => events.sample?.('after', t, false)), true);
-    return end;
   }
 
   /** The current adapter as a zipped Hugging Face PEFT folder. */

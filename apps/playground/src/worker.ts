@@ -29,7 +29,8 @@ function post(event: WorkerEvent, transfer: Transferable[] = []): void {
   scope.postMessage(event, transfer);
 }
 
-const session = new Session();
+// Rebuilt when the backend starts: that is when it knows whether replicas can train beside it.
+let session = new Session();
 let backendReady = false;
 let training = false;
 
@@ -127,6 +128,24 @@ async function handle(request: RequestMessage): Promise<{ value: unknown; transf
       });
       tf.env().set('PROD', true); // no tfjs console advice from here on
       if (report.backend === 'webgpu') watchGpuDevice();
+      session = new Session(
+        report.backend === 'webgpu'
+          ? {}
+          : {
+              replicas: {
+                // Vite bundles the replica's module from this exact form.
+                startWorker: () =>
+                  new Worker(new URL('./replica_worker.ts', import.meta.url), { type: 'module' }),
+                backend: report.backend,
+                wasmPaths: request.wasmPaths,
+                // Every core where WASM's kernels run on one thread (core's GEMM): one replica each.
+                autoThreads:
+                  report.backend === 'wasm' && report.threads === 1
+                    ? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4))
+                    : 1,
+              },
+            },
+      );
       backendReady = true;
       const value: ResultOf<'init'> = { report, text: formatBackendReport(report) };
       return { value };
