@@ -3,7 +3,6 @@
 // playwright-core. WASM trains the built-in base model; WebGPU runs through SwiftShader (a CPU Vulkan
 // driver shipped with Chromium) on a tiny random model.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -11,31 +10,22 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '@peft/core';
 import { createModel, saveModelFiles } from '@peft/models';
 import { unzipSync } from 'fflate';
-import { type Browser, chromium, type Page } from 'playwright-core';
-import { build, type PreviewServer, preview } from 'vite';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CHROMIUM,
+  errorCards,
+  fillSettings,
+  haveChromium,
+  idle,
+  type ServedPlayground,
+  servePlayground,
+  steps,
+  train,
+} from './page_driver.js';
 
-const APP = fileURLToPath(new URL('..', import.meta.url));
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
-const CHROMIUM = process.env.PEFT_CHROMIUM ?? '/usr/bin/chromium';
-/** platform.md's flags for Chromium as root in a container, plus WebGPU over SwiftShader. */
-const CHROMIUM_FLAGS = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu-sandbox',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-  '--enable-unsafe-webgpu',
-  '--ignore-gpu-blocklist',
-  '--enable-features=Vulkan',
-  '--use-webgpu-adapter=swiftshader',
-  '--use-angle=swiftshader',
-];
 
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.warn(
     `playground e2e tests SKIPPED: no Chromium at ${CHROMIUM} (install Debian's chromium, e.g. bash .ci/install-system-deps.sh, or set PEFT_CHROMIUM)`,
@@ -55,36 +45,17 @@ const TINY_FOLDER_CONFIG = {
 
 describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, () => {
   let work: string;
-  let server: PreviewServer;
-  /** The same build served without the isolation headers. */
-  let plainServer: PreviewServer;
-  let browser: Browser;
+  let served: ServedPlayground;
   let baseUrl: string;
+  /** The same build served without the isolation headers. */
   let plainUrl: string;
   const pages: Page[] = [];
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'peft-playground-e2e-'));
-    const outDir = join(work, 'dist');
-    const configFile = join(APP, 'vite.config.ts');
-    await build({ root: APP, configFile, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-    server = await preview({
-      root: APP,
-      configFile,
-      logLevel: 'warn',
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    });
-    baseUrl = server.resolvedUrls!.local[0]!;
-    plainServer = await preview({
-      root: APP,
-      configFile: false,
-      logLevel: 'warn',
-      build: { outDir },
-      preview: { host: '127.0.0.1', port: 0, strictPort: false, open: false },
-    });
-    plainUrl = plainServer.resolvedUrls!.local[0]!;
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+    served = await servePlayground();
+    baseUrl = served.url;
+    plainUrl = served.plainUrl;
 
     // Model folders to open from disk: a tiny GPT-2 with a byte vocabulary, and an unsupported model.
     await initBackend({ backend: 'cpu' });
@@ -102,15 +73,13 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
   }, 300_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await plainServer?.close();
+    await served?.close();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
   /** A fresh page; anything the page logs as an error is collected for the failure message. */
   async function open(query: string, url = baseUrl): Promise<{ page: Page; problems: string[] }> {
-    const page = await browser.newPage({ acceptDownloads: true });
+    const page = await served.browser.newPage({ acceptDownloads: true });
     // Waits measure nothing: a step or a build under a loaded CI machine may take far longer than
     // Playwright's default 30 s (one such wait failed a full run here). The tests' own limit is 300 s.
     page.setDefaultTimeout(240_000);
@@ -125,52 +94,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     return { page, problems };
   }
 
-  async function idle(page: Page, timeout = 200_000): Promise<void> {
-    await page.waitForFunction(() => ['idle', 'failed'].includes(document.body.dataset.state ?? ''), null, {
-      timeout,
-      polling: 100,
-    });
-  }
-
-  async function errors(page: Page): Promise<{ kind: string; text: string }[]> {
-    return page.$$eval('#errors .error', (cards) =>
-      cards.map((card) => ({
-        kind: (card as HTMLElement).dataset.kind ?? '',
-        text: card.querySelector('.message')?.textContent ?? '',
-      })),
-    );
-  }
-
-  async function losses(page: Page): Promise<number[]> {
-    return page.$$eval('#step-log li', (items) =>
-      items.map((item) => Number((item as HTMLElement).dataset.loss)),
-    );
-  }
-
-  async function settings(page: Page, values: Record<string, string>): Promise<void> {
-    for (const [id, value] of Object.entries(values)) await page.fill(`#${id}`, value);
-  }
-
-  /**
-   * Clicks Train and waits for the run to end. That it started is seen by a MutationObserver set
-   * before the click: a short run can go from idle through training back to idle between two polls
-   * of the state (on a loaded machine a poll for "not idle" once waited for 240 s that way).
-   */
-  async function train(page: Page): Promise<void> {
-    await page.evaluate(() => {
-      const started = new Promise<void>((resolve) => {
-        const observer = new MutationObserver(() => {
-          observer.disconnect();
-          resolve();
-        });
-        observer.observe(document.body, { attributes: true, attributeFilter: ['data-state'] });
-      });
-      (window as unknown as { trainStarted: Promise<void> }).trainStarted = started;
-    });
-    await page.click('#train');
-    await page.evaluate(() => (window as unknown as { trainStarted: Promise<void> }).trainStarted);
-    await idle(page);
-  }
+  const losses = async (page: Page) => (await steps(page)).map((step) => step.loss);
 
   async function generated(page: Page, id: string): Promise<string> {
     await page.waitForSelector(`#${id}[data-done="true"]`, { state: 'attached' });
@@ -180,7 +104,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
   it('trains the built-in model on WASM (threaded, cross-origin isolated) with the loss falling, downloads an adapter that peft inspect reads, and loads it back', async () => {
     const { page, problems } = await open('?backend=wasm');
     expect(await page.evaluate(() => crossOriginIsolated)).toBe(true);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
     expect(await page.getAttribute('#backend', 'data-backend')).toBe('wasm');
     // Several threads run tfjs's XNNPACK; one thread runs core's GEMM, with relaxed SIMD in Chromium.
     const label = (await page.textContent('#backend')) ?? '';
@@ -194,7 +118,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     const loraTensors = 2 * Number(/(\d+) layers/.exec(modelInfo)![1]); // lora_A and lora_B of each c_attn
 
     await page.selectOption('#technique', 'lora');
-    await settings(page, {
+    await fillSettings(page, {
       text: SHORT_TEXT,
       lr: '0.01',
       steps: '4',
@@ -205,7 +129,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
       temperature: '0', // greedy: the loaded adapter must give the same text
     });
     await train(page);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
     expect(await page.textContent('#status')).toMatch(/^done: 4 steps in [\d.]+ s, loss [\d.]+ → [\d.]+$/);
     const curve = await losses(page);
     expect(curve).toHaveLength(4);
@@ -248,7 +172,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     await idle(page);
     await page.click('#generate');
     expect(await generated(page, 'sample-now')).toBe(after);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
   }, 240_000);
 
   it('trains on both cores with a replica worker (data parallel): the same losses as one thread', async () => {
@@ -258,16 +182,15 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     for (const threads of [1, 2]) {
       const { page, problems } = await open(`?backend=wasm&trainThreads=${threads}`);
       await page.selectOption('#technique', 'lora');
-      await settings(page, { lr: '0.01', steps: '6', 'batch-size': '8', 'seq-len': '128' });
+      await fillSettings(page, { lr: '0.01', steps: '6', 'batch-size': '8', 'seq-len': '128' });
       await page.uncheck('#sample-around-training');
       await train(page);
-      expect(await errors(page), problems.join('\n')).toEqual([]);
+      expect(await errorCards(page), problems.join('\n')).toEqual([]);
       expect(await page.textContent('#stat-threads')).toBe(String(threads));
+      const logged = await steps(page);
       runs.push({
-        curve: await losses(page),
-        tokensPerSecond: await page.$$eval('#step-log li', (items) =>
-          items.map((item) => Number((item as HTMLElement).dataset.tokensPerSecond)),
-        ),
+        curve: logged.map((step) => step.loss),
+        tokensPerSecond: logged.map((step) => step.tokensPerSecond),
       });
       await page.close();
     }
@@ -286,7 +209,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     const { page, problems } = await open('?backend=wasm&model=tiny');
     // Enough steps that the stop arrives long before the last (500 once ran out in 9 s after the
     // resume on a loaded machine), few enough for the page's chart and log (it redraws every step).
-    await settings(page, { steps: '3000', 'batch-size': '2', 'seq-len': '32', 'max-new-tokens': '4' });
+    await fillSettings(page, { steps: '3000', 'batch-size': '2', 'seq-len': '32', 'max-new-tokens': '4' });
     await page.uncheck('#sample-around-training');
     await page.click('#train');
     await page.waitForFunction(() => document.querySelectorAll('#step-log li').length >= 2, null, {
@@ -309,27 +232,27 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     const status = (await page.textContent('#status')) ?? '';
     expect(status).toMatch(/^stopped: \d+ steps/);
     expect(Number(/^stopped: (\d+)/.exec(status)![1])).toBeLessThan(3000);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
   });
 
   it('shows errors in the page: an unsupported model, a file that is no adapter, too little text; then opens a model folder', async () => {
     const { page } = await open('?backend=wasm&model=tiny');
     await page.setInputFiles('#model-folder', join(work, 'bert'));
     await page.waitForSelector('#errors .error[data-kind="unsupported"]');
-    expect((await errors(page))[0]!.text).toMatch(/^Unsupported model: .*unsupported model_type "bert"/);
+    expect((await errorCards(page))[0]!.text).toMatch(/^Unsupported model: .*unsupported model_type "bert"/);
     expect(await page.textContent('#model-info')).toBe('still tiny-random-gpt2');
 
     await page.setInputFiles('#adapter-file', join(work, 'notes.txt'));
     await page.waitForFunction(() => document.querySelectorAll('#errors .error').length >= 2);
-    expect((await errors(page))[1]).toMatchObject({
+    expect((await errorCards(page))[1]).toMatchObject({
       kind: 'file',
       text: expect.stringMatching(/no adapter_config.json/),
     });
 
-    await settings(page, { text: 'too short', 'seq-len': '32' });
+    await fillSettings(page, { text: 'too short', 'seq-len': '32' });
     await page.click('#train');
     await page.waitForFunction(() => document.querySelectorAll('#errors .error').length >= 3);
-    expect((await errors(page))[2]!.text).toMatch(/has 9 tokens, fewer than one block of 32/);
+    expect((await errorCards(page))[2]!.text).toMatch(/has 9 tokens, fewer than one block of 32/);
 
     await page.setInputFiles('#model-folder', join(work, 'tiny-gpt2'));
     await page.waitForFunction(() =>
@@ -338,7 +261,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     expect(await page.textContent('#model-info')).toMatch(
       /^tiny-gpt2: gpt2, 2 layers × 32, .* vocabulary 256 \(bytes\), context 64$/,
     );
-    expect(await errors(page)).toHaveLength(3);
+    expect(await errorCards(page)).toHaveLength(3);
   });
 
   it('falls back to single-threaded WASM when the page is not cross-origin isolated', async () => {
@@ -350,10 +273,16 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     expect(await page.textContent('#backend-report')).toMatch(
       /single-threaded: the page is not cross-origin isolated/,
     );
-    await settings(page, { text: SHORT_TEXT, lr: '0.02', steps: '3', 'batch-size': '2', 'seq-len': '32' });
+    await fillSettings(page, {
+      text: SHORT_TEXT,
+      lr: '0.02',
+      steps: '3',
+      'batch-size': '2',
+      'seq-len': '32',
+    });
     await page.uncheck('#sample-around-training');
     await train(page);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
     const curve = await losses(page);
     expect(curve).toHaveLength(3);
     expect(curve[2]!).toBeLessThan(curve[0]!);
@@ -361,10 +290,10 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
 
   it('trains on WebGPU (SwiftShader) with the loss falling', async () => {
     const { page, problems } = await open('?backend=webgpu&model=tiny');
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
     expect(await page.getAttribute('#backend', 'data-backend')).toBe('webgpu');
     expect(await page.textContent('#backend')).toMatch(/^WebGPU \(.*swiftshader.*\)$/i);
-    await settings(page, {
+    await fillSettings(page, {
       text: SHORT_TEXT,
       lr: '0.02',
       steps: '3',
@@ -373,7 +302,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
       'max-new-tokens': '4',
     });
     await train(page);
-    expect(await errors(page), problems.join('\n')).toEqual([]);
+    expect(await errorCards(page), problems.join('\n')).toEqual([]);
     const curve = await losses(page);
     expect(curve).toHaveLength(3);
     expect(curve.every(Number.isFinite)).toBe(true);
