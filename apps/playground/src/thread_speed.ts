@@ -51,7 +51,11 @@ const ways = [
   },
 ];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 const served = await servePlayground();
 try {
   const results = ways.map(() => [] as number[]);
@@ -87,8 +91,9 @@ try {
   console.log('| --- | --- | ---: | ---: |');
   ways.forEach((way, i) => {
     const ratios = results[i]!.map((rate, round) => rate / base[round]!);
+    const range = `${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}x`;
     console.log(
-      `| ${way.name} | ${labels[i]} | ${median(results[i]!).toFixed(0)} | ${median(ratios).toFixed(2)}x |`,
+      `| ${way.name} | ${labels[i]} | ${median(results[i]!).toFixed(0)} | ${median(ratios).toFixed(2)}x (${range}) |`,
     );
   });
 } finally {
