@@ -59,6 +59,16 @@ function trainer(model: SmallModel, gradients?: DataParallelGradients<Row[]>, ac
   });
 }
 
+/** Every parameter of `got` within 1e-5 of `want`'s: the same training, to float rounding. */
+function expectSameParameters(got: SmallModel, want: SmallModel): void {
+  const expected = snapshot(want);
+  for (const [name, values] of snapshot(got)) {
+    const reference = expected.get(name)!;
+    const worst = values.reduce((w, x, i) => Math.max(w, Math.abs(x - reference[i]!)), 0);
+    expect(worst, name).toBeLessThan(1e-5);
+  }
+}
+
 function snapshot(model: SmallModel): Map<string, Float32Array> {
   return new Map([...model.namedParameters()].map(([name, p]) => [name, p.value.dataSync() as Float32Array]));
 }
@@ -88,12 +98,7 @@ describe('DataParallelGradients', () => {
       expect(b.loss).toBeCloseTo(a.loss, 5);
       expect(b.gradNorm).toBeCloseTo(a.gradNorm, 5);
     }
-    const want = snapshot(single);
-    for (const [name, got] of snapshot(parallel)) {
-      const expected = want.get(name)!;
-      const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - expected[i]!)), 0);
-      expect(worst, name).toBeLessThan(1e-5);
-    }
+    expectSameParameters(parallel, single);
     one.dispose();
     many.dispose();
   });
@@ -198,12 +203,7 @@ describe('DataParallelGradients', () => {
       const b = await two.trainStep(batch);
       expect(b.loss).toBeCloseTo(a.loss, 5);
     }
-    const want = snapshot(single);
-    for (const [name, got] of snapshot(parallel)) {
-      const expected = want.get(name)!;
-      const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - expected[i]!)), 0);
-      expect(worst, name).toBeLessThan(1e-5);
-    }
+    expectSameParameters(parallel, single);
     one.dispose();
     two.dispose();
   });
