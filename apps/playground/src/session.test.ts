@@ -131,6 +131,34 @@ describe('Session', () => {
     });
   }
 
+  it('leaves the threads open: every core offered, fewer where the model copies exceed their budget', async () => {
+    const replicas = {
+      startWorker: nodeDataParallelWorkers(new URL('./replica.ts', import.meta.url)),
+      backend: 'cpu' as const,
+      autoThreads: 3,
+    };
+    const threadsUsed = async (session: Session) => {
+      await session.loadModel(random);
+      let threads = 0;
+      await session.train(settings('lora', { steps: 1 }), TEXT, null, running, {
+        trainStart: (start) => {
+          threads = start.threads;
+        },
+      });
+      session.dispose();
+      return threads;
+    };
+    const probe = new Session();
+    const bytes = 4 * (await probe.loadModel(random)).parameters;
+    probe.dispose();
+    expect(await threadsUsed(new Session({ replicas }))).toBe(3);
+    // Room for one copy beside the training thread's own model: two threads.
+    expect(await threadsUsed(new Session({ replicas: { ...replicas, autoMemoryBytes: 1.5 * bytes } }))).toBe(
+      2,
+    );
+    expect(await threadsUsed(new Session({ replicas: { ...replicas, autoMemoryBytes: bytes / 2 } }))).toBe(1);
+  });
+
   it('refuses several training threads where no replicas can run (WebGPU)', async () => {
     const session = new Session();
     await session.loadModel(random);

@@ -81,9 +81,16 @@ export interface ReplicaWorkers {
   startWorker: (rank: number) => DataParallelWorker;
   backend: 'wasm' | 'cpu';
   wasmPaths?: Record<string, string>;
-  /** Threads in all when the settings leave it open. */
+  /** Threads in all when the settings leave it open (fewer where the replicas' copies would not fit). */
   autoThreads: number;
+  /**
+   * Bytes the replicas' copies of the model may take in all when the threads are left open (default
+   * 1 GiB): each replica holds the whole model, so a large one gets fewer (or none).
+   */
+  autoMemoryBytes?: number;
 }
+
+const AUTO_REPLICA_MEMORY = 1024 ** 3;
 
 /** What a replica worker builds its copy from (`replica.ts`). */
 export interface ReplicaOptions {
@@ -217,6 +224,15 @@ export class Session {
     return this.#info;
   }
 
+  /** Training threads when the settings leave it open: the replicas' copies within their budget. */
+  #autoThreads(): number {
+    const replicas = this.#replicas;
+    if (!replicas || !this.#info) return 1;
+    const modelBytes = 4 * this.#info.parameters;
+    const copies = Math.floor((replicas.autoMemoryBytes ?? AUTO_REPLICA_MEMORY) / Math.max(1, modelBytes));
+    return Math.max(1, Math.min(replicas.autoThreads, 1 + copies));
+  }
+
   /** The base model without any adapter and with its original weights. */
   async #freshBase(): Promise<CausalLM> {
     if (!this.#source || !this.#model) throw new PlaygroundError('load a base model first');
@@ -299,7 +315,7 @@ export class Session {
     whole(batchSize, 'batch size', 1);
     whole(seqLen, 'sequence length', 2);
     whole(settings.warmupSteps, 'warm-up steps', 0);
-    const threads = settings.threads ?? this.#replicas?.autoThreads ?? 1;
+    const threads = settings.threads ?? this.#autoThreads();
     whole(threads, 'training threads', 1);
     if (threads > 1 && !this.#replicas) {
       throw new PlaygroundError(
