@@ -160,6 +160,11 @@ export function createProgram(): Command {
       1,
     )
     .option('--seed <s>', 'seed of the adapter initialisation, dropout and data order', integer(0), 42)
+    .option(
+      '--threads <n>',
+      'threads that train: each batch split over this one and worker threads, each with its own copy of the model, gradients averaged (default: every core whose copy fits in 1 GiB; 1 on webgpu)',
+      integer(1),
+    )
     .option('--log-every <n>', 'steps between log lines when stderr is not a terminal', integer(1), 10)
     .option('--overwrite', 'write into a non-empty --out folder')
     .addOption(backendOption())

@@ -135,6 +135,56 @@ describe('peft train', () => {
     expect(faConfig).toMatchObject({ peft_type: 'LORA', r: 4 });
   });
 
+  it('--threads 2 trains the same adapter as one thread (a worker thread computes half of each batch)', async () => {
+    // Without dropout: with it, each shard draws its own masks (as PyTorch's DDP does).
+    const still = join(tmp, 'model-no-dropout');
+    const base = createModel({
+      model_type: 'gpt2',
+      vocab_size: 256,
+      n_embd: 32,
+      n_head: 2,
+      n_layer: 2,
+      n_positions: 64,
+      resid_pdrop: 0,
+      embd_pdrop: 0,
+      attn_pdrop: 0,
+    });
+    await saveModel(base, still);
+    base.dispose();
+    const train = (threads: string) =>
+      peft(
+        ...[
+          'train',
+          '--model',
+          still,
+          '--method',
+          'lora',
+          '--data',
+          data,
+          '--out',
+          join(tmp, `threads-${threads}`),
+        ],
+        ...['--tokenizer', 'byte', '--steps', '5', '--batch-size', '4', '--seq-len', '16', '--lr', '1e-2'],
+        ...['--backend', 'cpu', '--set', 'r=4', '--threads', threads],
+      );
+    const one = ok(await train('1'));
+    const two = ok(await train('2'));
+    expect(one.stdout).toMatch(/trained lora for 5 steps on \d+ blocks of 16 tokens, 1 thread, loss /);
+    expect(two.stdout).toMatch(/trained lora for 5 steps on \d+ blocks of 16 tokens, 2 threads, loss /);
+    const loss = (result: CliResult) => result.stdout.match(/loss ([\d.]+) -> ([\d.]+); wrote /)!.slice(1);
+    expect(loss(two)).toEqual(loss(one));
+    const [a, b] = await Promise.all(
+      ['1', '2'].map((t) => readSafetensorsFile(join(tmp, `threads-${t}`, 'adapter_model.safetensors'))),
+    );
+    expect([...b!.tensors.keys()].sort()).toEqual([...a!.tensors.keys()].sort());
+    for (const [name, tensor] of b!.tensors) {
+      const want = Array.from(a!.tensors.get(name)!.data as Float32Array);
+      const got = Array.from(tensor.data as Float32Array);
+      const worst = got.reduce((w, x, i) => Math.max(w, Math.abs(x - want[i]!)), 0);
+      expect(worst, name).toBeLessThan(1e-5);
+    }
+  });
+
   it('bad training input is one line on stderr', async () => {
     const common = ['--model', model, '--data', data, '--tokenizer', 'byte'];
     const results = await Promise.all([

@@ -90,8 +90,6 @@ export interface ReplicaWorkers {
   autoMemoryBytes?: number;
 }
 
-const AUTO_REPLICA_MEMORY = 1024 ** 3;
-
 /** What a replica worker builds its copy from (`replica.ts`). */
 export interface ReplicaOptions {
   source: ModelSource;
@@ -228,9 +226,11 @@ export class Session {
   #autoThreads(): number {
     const replicas = this.#replicas;
     if (!replicas || !this.#info) return 1;
-    const modelBytes = 4 * this.#info.parameters;
-    const copies = Math.floor((replicas.autoMemoryBytes ?? AUTO_REPLICA_MEMORY) / Math.max(1, modelBytes));
-    return Math.max(1, Math.min(replicas.autoThreads, 1 + copies));
+    return DataParallelGradients.defaultThreads({
+      cores: replicas.autoThreads,
+      modelBytes: 4 * this.#info.parameters,
+      ...(replicas.autoMemoryBytes !== undefined ? { memoryBytes: replicas.autoMemoryBytes } : {}),
+    });
   }
 
   /** The base model without any adapter and with its original weights. */

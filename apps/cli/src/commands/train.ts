@@ -2,11 +2,13 @@
 // registry) on a text file and saves it as a PEFT adapter folder. The technique's config comes in
 // PEFT's field names, from an adapter_config.json-style file and/or `--set key=value`.
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import {
   blockBatches,
   constantScheduleWithWarmup,
   cosineScheduleWithWarmup,
   createTrainingOptimizer,
+  DataParallelGradients,
   getPeftMethod,
   getPeftModel,
   type LearningRateSchedule,
@@ -16,8 +18,8 @@ import {
   type StepInfo,
   Trainer,
 } from '@peft/core';
-import { saveAdapter } from '@peft/core/node';
-import { causalLMLoss } from '@peft/models';
+import { nodeDataParallelWorkers, saveAdapter, siblingModule } from '@peft/core/node';
+import { type CausalLM, causalLMLoss } from '@peft/models';
 import { SingleBar } from 'cli-progress';
 import { startBackend } from '../backend.js';
 import type { LrScheduler } from '../choices.js';
@@ -27,6 +29,7 @@ import { checkOutFolder } from '../out_folder.js';
 import { writeStdout } from '../output.js';
 import { checkTokenRange, tokenizerFor } from '../tokenizer_option.js';
 import { readDocuments, tokenBlocks } from '../training_data.js';
+import type { ReplicaOptions } from './train_replica.js';
 
 export interface TrainCommandOptions {
   model: string;
@@ -46,6 +49,7 @@ export interface TrainCommandOptions {
   warmupSteps: number;
   maxGradNorm: number;
   seed: number;
+  threads?: number;
   logEvery: number;
   overwrite?: boolean;
   backend?: 'cpu' | 'wasm' | 'webgpu';
@@ -68,8 +72,14 @@ export function parseSetOptions(pairs: readonly string[]): Record<string, unknow
   return out;
 }
 
-/** The technique's parsed config from --config and --set (PEFT's adapter_config.json field names). */
-async function methodConfig(method: PeftMethod, options: TrainCommandOptions): Promise<unknown> {
+/**
+ * The technique's config from --config and --set (PEFT's adapter_config.json field names): as given
+ * (for the worker threads' replicas) and parsed.
+ */
+async function methodConfig(
+  method: PeftMethod,
+  options: TrainCommandOptions,
+): Promise<{ json: Record<string, unknown>; config: unknown }> {
   let json: Record<string, unknown> = {};
   if (options.config !== undefined) {
     let parsed: unknown;
@@ -93,10 +103,11 @@ async function methodConfig(method: PeftMethod, options: TrainCommandOptions): P
       `the config's peft_type ${JSON.stringify(json.peft_type)} is not --method ${method.name}'s (${method.peftType})`,
     );
   }
-  return method.config.parse(
+  const config = method.config.parse(
     { ...json, peft_type: method.peftType },
     { onWarning: (message) => console.error(`peft: warning: ${message}`) },
   );
+  return { json, config };
 }
 
 function schedule(options: TrainCommandOptions): LearningRateSchedule {
@@ -133,7 +144,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   await checkOutFolder(options.out, [options.model], options.overwrite ?? false);
   const folders = await checkModelFolder(options.model);
   const method = getPeftMethod(options.method);
-  const config = await methodConfig(method, options);
+  const { json, config } = await methodConfig(method, options);
   const vocab = vocabSize(folders.config);
   const positions = folders.config.n_positions ?? folders.config.max_position_embeddings;
   if (typeof positions === 'number' && options.seqLen > positions)
@@ -142,8 +153,53 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   const blocks = tokenBlocks(await readDocuments(options.data), tokenizer, options.seqLen);
   checkTokenRange(blocks.flat(), vocab);
 
-  await startBackend(options.backend, options.verbose ?? false);
+  const { backend } = await startBackend(options.backend, options.verbose ?? false);
+  if (backend === 'webgpu' && (options.threads ?? 1) > 1)
+    throw new UsageError(
+      `--threads ${options.threads} needs the wasm or cpu backend (webgpu trains on the GPU)`,
+    );
   const { model } = await loadModelFolder(folders);
+  let parameters = 0;
+  for (const [, parameter] of model.namedParameters()) parameters += parameter.value.size;
+  const threads =
+    options.threads ??
+    (backend === 'webgpu'
+      ? 1
+      : DataParallelGradients.defaultThreads({ cores: availableParallelism(), modelBytes: 4 * parameters }));
+  // The workers first: if one cannot start, nothing is trained or written.
+  const gradients =
+    threads > 1 && backend !== 'webgpu'
+      ? await DataParallelGradients.create<number[][]>({
+          startWorker: nodeDataParallelWorkers(siblingModule(import.meta.url, 'train_replica')),
+          threads,
+          setupOptions: {
+            modelDir: options.model,
+            method: method.name,
+            config: json,
+          } satisfies ReplicaOptions,
+          backend,
+          seed: options.seed,
+          countTokens: (batch) => batch.length * (options.seqLen - 1),
+        })
+      : null;
+  try {
+    await train(options, { method, config, model, blocks, gradients });
+  } finally {
+    await gradients?.dispose();
+  }
+}
+
+async function train(
+  options: TrainCommandOptions,
+  run: {
+    method: PeftMethod;
+    config: unknown;
+    model: CausalLM;
+    blocks: number[][];
+    gradients: DataParallelGradients<number[][]> | null;
+  },
+): Promise<void> {
+  const { method, config, model, blocks, gradients } = run;
   manualSeed(options.seed); // the adapter's initial weights
   const peft = getPeftModel(model, method, config, { modelType: model.modelType });
   await writeStdout(`${peft.trainableParametersSummary()}\n`);
@@ -159,6 +215,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
     ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}),
     seed: options.seed, // dropout masks and the order of the blocks
     countTokens: (batch) => batch.length * (options.seqLen - 1),
+    ...(gradients ? { gradients } : {}),
     callbacks: {
       onStep: (info) => {
         first ??= info;
@@ -175,9 +232,10 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
   peft.eval();
   await saveAdapter(peft, options.out, { baseModelNameOrPath: options.model });
   peft.dispose();
+  const threadCount = gradients?.threads ?? 1;
   const losses =
     first && result.last ? `, loss ${first.loss.toFixed(4)} -> ${result.last.loss.toFixed(4)}` : '';
   await writeStdout(
-    `trained ${method.name} for ${result.stepsTaken} steps on ${blocks.length} blocks of ${options.seqLen} tokens${losses}; wrote ${options.out}\n`,
+    `trained ${method.name} for ${result.stepsTaken} steps on ${blocks.length} blocks of ${options.seqLen} tokens, ${threadCount} thread${threadCount === 1 ? '' : 's'}${losses}; wrote ${options.out}\n`,
   );
 }

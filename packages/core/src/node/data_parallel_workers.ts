@@ -34,6 +34,7 @@ function asDataParallelWorker(worker: Worker): DataParallelWorker {
  * ```ts
  * const gradients = await DataParallelGradients.create<Row[]>({
  *   startWorker: nodeDataParallelWorkers(new URL('./replica.js', import.meta.url)),
+ *   threads: os.availableParallelism(),
  *   setupOptions: { modelDir },
  * });
  * ```

@@ -38,10 +38,10 @@ export interface DataParallelOptions<B> {
   /** Passed to `setup` in every worker (structured-cloneable). */
   setupOptions?: unknown;
   /**
-   * Threads in all, this one included (it computes a shard too): default the machine's logical
-   * cores (`navigator.hardwareConcurrency`). 1 means no workers (everything on this thread).
+   * Threads in all, this one included (it computes a shard too); 1 means no workers (everything on
+   * this thread). `DataParallelGradients.defaultThreads` gives every core whose replica fits.
    */
-  threads?: number;
+  threads: number;
   /** Split a batch into at most `parts` non-empty shards; default: an array batch into contiguous runs. */
   split?: (batch: B, parts: number) => B[];
   /** A shard's weight in the average (its loss's denominator); default: its length (rows). */
@@ -107,12 +107,6 @@ function dataIdOf(parameter: Parameter): object {
   return (parameter.variable as unknown as { dataId: object }).dataId;
 }
 
-function logicalCores(): number {
-  const cores = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator
-    ?.hardwareConcurrency;
-  return typeof cores === 'number' && cores >= 1 ? cores : 1;
-}
-
 /**
  * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` workers
  * and averages their gradients weighted by tokens: for a loss that is a token mean, the
@@ -125,6 +119,7 @@ function logicalCores(): number {
  *   // a module calling serveDataParallelReplica(setup); in Node: nodeDataParallelWorkers(url)
  *   startWorker: () => new Worker(new URL('./replica.worker.js', import.meta.url), { type: 'module' }),
  *   setupOptions: { modelDir },
+ *   threads: DataParallelGradients.defaultThreads({ cores: navigator.hardwareConcurrency, modelBytes }),
  *   countTokens: (rows) => rows.length * length,
  * });
  * const trainer = new Trainer({ module: peft, loss, optimizer, gradients });
@@ -151,9 +146,28 @@ export class DataParallelGradients<B> implements GradientSource<B> {
     this.#count = options.countTokens ?? defaultCount;
   }
 
+  /**
+   * Threads to train on when the user leaves it open: every core (`cores`: Node's
+   * `os.availableParallelism()`, a browser's `navigator.hardwareConcurrency`), but no more replicas
+   * than fit `memoryBytes` of model copies (default 1 GiB; each replica holds the whole model,
+   * `modelBytes`). At least 1.
+   */
+  static defaultThreads({
+    cores,
+    modelBytes,
+    memoryBytes = 1024 ** 3,
+  }: {
+    cores: number;
+    modelBytes: number;
+    memoryBytes?: number;
+  }): number {
+    const copies = Math.floor(memoryBytes / Math.max(1, modelBytes));
+    return Math.max(1, Math.min(Math.floor(cores), 1 + copies));
+  }
+
   /** Starts the workers and waits until each has built its replica. */
   static async create<B>(options: DataParallelOptions<B>): Promise<DataParallelGradients<B>> {
-    const threads = options.threads ?? logicalCores();
+    const threads = options.threads;
     if (!(Number.isInteger(threads) && threads >= 1)) {
       throw new Error(`DataParallelGradients: threads must be a positive integer (got ${threads})`);
     }
