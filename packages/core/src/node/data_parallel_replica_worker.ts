@@ -6,23 +6,13 @@ import { type DataParallelSetup, serveDataParallelReplica } from '../train/data_
 if (parentPort === null) throw new Error('data_parallel_replica_worker: not running in a worker thread');
 const port = parentPort;
 const { workerModule } = workerData as { workerModule: string };
-// Listening before the import (which may take a while) so that no request arrives unheard; the
-// replica loop gets the messages once it serves.
-const early: unknown[] = [];
-const keep = (data: unknown) => early.push(data);
-port.on('message', keep);
+// The port queues what arrives during the import: it starts delivering when the loop listens.
 const imported = (await import(workerModule)) as { setup?: DataParallelSetup<unknown, unknown> };
 if (typeof imported.setup !== 'function') {
   throw new Error(`worker module ${workerModule} does not export a setup function`);
 }
-port.off('message', keep);
-const listeners: ((event: { data: unknown }) => void)[] = [];
 serveDataParallelReplica(imported.setup, {
   postMessage: (message, transfer) => port.postMessage(message, transfer),
-  addEventListener: (_type, listener) => {
-    listeners.push(listener);
-    port.on('message', (data: unknown) => listener({ data }));
-  },
+  addEventListener: (_type, listener) => port.on('message', (data: unknown) => listener({ data })),
   close: () => port.close(),
 });
-for (const data of early) for (const listener of listeners) listener({ data });

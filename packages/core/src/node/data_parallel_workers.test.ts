@@ -217,6 +217,18 @@ describe('DataParallelGradients', () => {
         threads: 2,
       }),
     ).rejects.toThrow(/starting worker 1 failed: no workers here/);
+    // The second fails after the first started: the first is stopped, and its end is no stray rejection.
+    const first = nodeDataParallelWorkers(workerModule);
+    await expect(
+      DataParallelGradients.create<Row[]>({
+        startWorker: (rank) => {
+          if (rank === 2) throw new Error('only one worker here');
+          return first(rank);
+        },
+        threads: 3,
+        backend: 'cpu',
+      }),
+    ).rejects.toThrow(/starting worker 2 failed: only one worker here/);
     await expect(
       DataParallelGradients.create<Row[]>({
         // A module without the export (it would serve a port it is sent).

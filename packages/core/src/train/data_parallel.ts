@@ -189,52 +189,51 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       }
       const handle: WorkerHandle = { rank, worker, pending: new Map(), failure: null, sent: new Map() };
       workers.push(handle);
-      started.push(
-        new Promise<void>((resolve, reject) => {
-          const fail = (error: Error) => {
-            handle.failure ??= error;
-            reject(handle.failure);
-            for (const pending of handle.pending.values()) pending.reject(handle.failure);
-            handle.pending.clear();
-          };
-          worker.addEventListener('message', ({ data }) => {
-            const message = data as FromReplica;
-            if (message.type === 'ready') {
-              resolve();
+      const ready = new Promise<void>((resolve, reject) => {
+        const fail = (error: Error) => {
+          handle.failure ??= error;
+          reject(handle.failure);
+          for (const pending of handle.pending.values()) pending.reject(handle.failure);
+          handle.pending.clear();
+        };
+        worker.addEventListener('message', ({ data }) => {
+          const message = data as FromReplica;
+          if (message.type === 'ready') {
+            resolve();
+            return;
+          }
+          if (message.type === 'error') {
+            const error = new Error(`data-parallel worker ${rank} failed: ${message.message}`);
+            if (message.id === null || !handle.pending.has(message.id)) {
+              fail(error);
               return;
             }
-            if (message.type === 'error') {
-              const error = new Error(`data-parallel worker ${rank} failed: ${message.message}`);
-              if (message.id === null || !handle.pending.has(message.id)) {
-                fail(error);
-                return;
-              }
-              handle.pending.get(message.id)!.reject(error);
-              handle.pending.delete(message.id);
-              return;
-            }
-            const pending = handle.pending.get(message.id);
-            if (pending) {
-              handle.pending.delete(message.id);
-              pending.resolve(message);
-            }
-          });
-          worker.addEventListener('error', (event) => {
-            const cause =
-              event.error instanceof Error
-                ? event.error.message
-                : (event.message ?? 'an error in the worker');
-            fail(new Error(`data-parallel worker ${rank} crashed: ${cause}`));
-          });
-          worker.addEventListener('exit', ({ code }) => {
-            if (code !== 0 || handle.pending.size > 0) {
-              fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
-            } else {
-              handle.failure ??= new Error(`data-parallel worker ${rank} has exited`);
-            }
-          });
-        }),
-      );
+            handle.pending.get(message.id)!.reject(error);
+            handle.pending.delete(message.id);
+            return;
+          }
+          const pending = handle.pending.get(message.id);
+          if (pending) {
+            handle.pending.delete(message.id);
+            pending.resolve(message);
+          }
+        });
+        worker.addEventListener('error', (event) => {
+          const cause =
+            event.error instanceof Error ? event.error.message : (event.message ?? 'an error in the worker');
+          fail(new Error(`data-parallel worker ${rank} crashed: ${cause}`));
+        });
+        worker.addEventListener('exit', ({ code }) => {
+          if (code !== 0 || handle.pending.size > 0) {
+            fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
+          } else {
+            handle.failure ??= new Error(`data-parallel worker ${rank} has exited`);
+          }
+        });
+      });
+      // Awaited below; a worker stopped because a later one failed to start must not reject unheard.
+      ready.catch(() => {});
+      started.push(ready);
       const init: ReplicaInit = {
         setupOptions: options.setupOptions,
         backend: options.backend ?? 'wasm',
