@@ -14,12 +14,8 @@ let model: string;
 let data: string;
 let tiny: string;
 
-beforeAll(async () => {
-  await initBackend({ backend: 'cpu' });
-  tf.env().set('PROD', true);
-  tmp = mkdtempSync(join(tmpdir(), 'peft-cli-train-'));
-  // A random GPT-2 over UTF-8 bytes and a repetitive text it can learn quickly.
-  model = join(tmp, 'model');
+/** A random 2-layer GPT-2 over UTF-8 bytes, saved as a model folder. */
+async function saveTinyGpt2(dir: string, overrides: Record<string, number> = {}): Promise<void> {
   const base = createModel({
     model_type: 'gpt2',
     vocab_size: 256,
@@ -27,9 +23,19 @@ beforeAll(async () => {
     n_head: 2,
     n_layer: 2,
     n_positions: 64,
+    ...overrides,
   });
-  await saveModel(base, model);
+  await saveModel(base, dir);
   base.dispose();
+}
+
+beforeAll(async () => {
+  await initBackend({ backend: 'cpu' });
+  tf.env().set('PROD', true);
+  tmp = mkdtempSync(join(tmpdir(), 'peft-cli-train-'));
+  // A random GPT-2 over UTF-8 bytes and a repetitive text it can learn quickly.
+  model = join(tmp, 'model');
+  await saveTinyGpt2(model);
   data = join(tmp, 'data.jsonl');
   const lines = Array.from({ length: 40 }, (_, i) =>
     JSON.stringify({ text: `the cat sat on mat ${i % 3}. ` }),
@@ -138,19 +144,7 @@ describe('peft train', () => {
   it('--threads 2 trains the same adapter as one thread (a worker thread computes half of each batch)', async () => {
     // Without dropout: with it, each shard draws its own masks (as PyTorch's DDP does).
     const still = join(tmp, 'model-no-dropout');
-    const base = createModel({
-      model_type: 'gpt2',
-      vocab_size: 256,
-      n_embd: 32,
-      n_head: 2,
-      n_layer: 2,
-      n_positions: 64,
-      resid_pdrop: 0,
-      embd_pdrop: 0,
-      attn_pdrop: 0,
-    });
-    await saveModel(base, still);
-    base.dispose();
+    await saveTinyGpt2(still, { resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
     const train = (threads: string) =>
       peft(
         ...[

@@ -97,7 +97,7 @@ describe('Session', () => {
         replicas: {
           startWorker: nodeDataParallelWorkers(new URL('./replica.ts', import.meta.url)),
           backend: 'cpu',
-          autoThreads: 2,
+          cores: 2,
         },
       });
       const runs: { losses: number[]; threads: number; params: Map<string, Float32Array> }[] = [];
@@ -135,7 +135,7 @@ describe('Session', () => {
     const replicas = {
       startWorker: nodeDataParallelWorkers(new URL('./replica.ts', import.meta.url)),
       backend: 'cpu' as const,
-      autoThreads: 3,
+      cores: 3,
     };
     const threadsUsed = async (session: Session) => {
       await session.loadModel(random);

@@ -81,8 +81,8 @@ export interface ReplicaWorkers {
   startWorker: (rank: number) => DataParallelWorker;
   backend: 'wasm' | 'cpu';
   wasmPaths?: Record<string, string>;
-  /** Threads in all when the settings leave it open (fewer where the replicas' copies would not fit). */
-  autoThreads: number;
+  /** Cores to train on when the settings leave it open (fewer where the replicas' copies would not fit). */
+  cores: number;
   /**
    * Bytes the replicas' copies of the model may take in all when the threads are left open (default
    * 1 GiB): each replica holds the whole model, so a large one gets fewer (or none).
@@ -227,7 +227,7 @@ export class Session {
     const replicas = this.#replicas;
     if (!replicas || !this.#info) return 1;
     return DataParallelGradients.defaultThreads({
-      cores: replicas.autoThreads,
+      cores: replicas.cores,
       modelBytes: 4 * this.#info.parameters,
       ...(replicas.autoMemoryBytes !== undefined ? { memoryBytes: replicas.autoMemoryBytes } : {}),
     });

@@ -139,7 +139,7 @@ async function handle(request: RequestMessage): Promise<{ value: unknown; transf
                 backend: report.backend,
                 wasmPaths: request.wasmPaths,
                 // Every core where WASM's kernels run on one thread (core's GEMM): one replica each.
-                autoThreads:
+                cores:
                   report.backend === 'wasm' && report.threads === 1
                     ? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4))
                     : 1,
