@@ -33,4 +33,15 @@ describe('DataParallelGradients.create', () => {
     }
     expect(started).toBe(0);
   });
+
+  it('says when startWorker returns something that is no worker', async () => {
+    await expect(
+      DataParallelGradients.create({
+        startWorker: () => ({ postMessage() {} }) as never,
+        threads: 2,
+      }),
+    ).rejects.toThrow(
+      /starting worker 1 failed: startWorker returned no worker \(it has no addEventListener, terminate\)/,
+    );
+  });
 });

@@ -181,6 +181,15 @@ export class DataParallelGradients<B> implements GradientSource<B> {
       let worker: DataParallelWorker;
       try {
         worker = options.startWorker(rank);
+        const methods = ['postMessage', 'addEventListener', 'terminate'] as const;
+        const missing = methods.filter(
+          (name) => typeof (worker as Partial<DataParallelWorker>)?.[name] !== 'function',
+        );
+        if (missing.length > 0) {
+          throw new Error(
+            `startWorker returned no worker (it has no ${missing.join(', ')}): return a Worker`,
+          );
+        }
       } catch (error) {
         await stopAll();
         throw new Error(
