@@ -34,6 +34,8 @@ if (!haveChromium) {
 
 /** Text of two 32-byte blocks: with batch size 2 every step sees the same batch, so the loss must fall. */
 const SHORT_TEXT = 'Call me Ishmael. Some years ago I thought I would sail about a little.';
+/** Three steps on SHORT_TEXT, enough for the loss to fall. */
+const SHORT_RUN = { text: SHORT_TEXT, lr: '0.02', steps: '3', 'batch-size': '2', 'seq-len': '32' };
 const TINY_FOLDER_CONFIG = {
   model_type: 'gpt2',
   vocab_size: 256,
@@ -273,13 +275,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     expect(await page.textContent('#backend-report')).toMatch(
       /single-threaded: the page is not cross-origin isolated/,
     );
-    await fillSettings(page, {
-      text: SHORT_TEXT,
-      lr: '0.02',
-      steps: '3',
-      'batch-size': '2',
-      'seq-len': '32',
-    });
+    await fillSettings(page, SHORT_RUN);
     await page.uncheck('#sample-around-training');
     await train(page);
     expect(await errorCards(page), problems.join('\n')).toEqual([]);
@@ -293,14 +289,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', { timeout: 300_000 }, (
     expect(await errorCards(page), problems.join('\n')).toEqual([]);
     expect(await page.getAttribute('#backend', 'data-backend')).toBe('webgpu');
     expect(await page.textContent('#backend')).toMatch(/^WebGPU \(.*swiftshader.*\)$/i);
-    await fillSettings(page, {
-      text: SHORT_TEXT,
-      lr: '0.02',
-      steps: '3',
-      'batch-size': '2',
-      'seq-len': '32',
-      'max-new-tokens': '4',
-    });
+    await fillSettings(page, { ...SHORT_RUN, 'max-new-tokens': '4' });
     await train(page);
     expect(await errorCards(page), problems.join('\n')).toEqual([]);
     const curve = await losses(page);

@@ -108,6 +108,56 @@ function dataIdOf(parameter: Parameter): object {
 }
 
 /**
+ * Routes a worker's messages to its pending requests and turns its failures (an error message, a
+ * crash, an exit) into rejections; resolves once its replica is ready.
+ */
+function watch(handle: WorkerHandle): Promise<void> {
+  const { rank, worker } = handle;
+  return new Promise<void>((resolve, reject) => {
+    const fail = (error: Error) => {
+      handle.failure ??= error;
+      reject(handle.failure);
+      for (const pending of handle.pending.values()) pending.reject(handle.failure);
+      handle.pending.clear();
+    };
+    worker.addEventListener('message', ({ data }) => {
+      const message = data as FromReplica;
+      if (message.type === 'ready') {
+        resolve();
+        return;
+      }
+      if (message.type === 'error') {
+        const error = new Error(`data-parallel worker ${rank} failed: ${message.message}`);
+        if (message.id === null || !handle.pending.has(message.id)) {
+          fail(error);
+          return;
+        }
+        handle.pending.get(message.id)!.reject(error);
+        handle.pending.delete(message.id);
+        return;
+      }
+      const pending = handle.pending.get(message.id);
+      if (pending) {
+        handle.pending.delete(message.id);
+        pending.resolve(message);
+      }
+    });
+    worker.addEventListener('error', (event) => {
+      const cause =
+        event.error instanceof Error ? event.error.message : (event.message ?? 'an error in the worker');
+      fail(new Error(`data-parallel worker ${rank} crashed: ${cause}`));
+    });
+    worker.addEventListener('exit', ({ code }) => {
+      if (code !== 0 || handle.pending.size > 0) {
+        fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
+      } else {
+        handle.failure ??= new Error(`data-parallel worker ${rank} has exited`);
+      }
+    });
+  });
+}
+
+/**
  * A `GradientSource` that splits each micro-batch over this thread and `threads - 1` workers
  * and averages their gradients weighted by tokens: for a loss that is a token mean, the
  * result equals the whole batch's loss and gradients (to float rounding), so training is the same
@@ -176,7 +226,6 @@ export class DataParallelGradients<B> implements GradientSource<B> {
     }
     const workers: WorkerHandle[] = [];
     const started: Promise<void>[] = [];
-    const stopAll = () => Promise.all(workers.map((handle) => handle.worker.terminate()));
     for (let rank = 1; rank < threads; rank++) {
       let worker: DataParallelWorker;
       try {
@@ -191,55 +240,14 @@ export class DataParallelGradients<B> implements GradientSource<B> {
           );
         }
       } catch (error) {
-        await stopAll();
+        await new DataParallelGradients<B>(workers, options).dispose(); // the ones already started
         throw new Error(
           `DataParallelGradients: starting worker ${rank} failed: ${error instanceof Error ? error.message : String(error)}`,
         );
       }
       const handle: WorkerHandle = { rank, worker, pending: new Map(), failure: null, sent: new Map() };
       workers.push(handle);
-      const ready = new Promise<void>((resolve, reject) => {
-        const fail = (error: Error) => {
-          handle.failure ??= error;
-          reject(handle.failure);
-          for (const pending of handle.pending.values()) pending.reject(handle.failure);
-          handle.pending.clear();
-        };
-        worker.addEventListener('message', ({ data }) => {
-          const message = data as FromReplica;
-          if (message.type === 'ready') {
-            resolve();
-            return;
-          }
-          if (message.type === 'error') {
-            const error = new Error(`data-parallel worker ${rank} failed: ${message.message}`);
-            if (message.id === null || !handle.pending.has(message.id)) {
-              fail(error);
-              return;
-            }
-            handle.pending.get(message.id)!.reject(error);
-            handle.pending.delete(message.id);
-            return;
-          }
-          const pending = handle.pending.get(message.id);
-          if (pending) {
-            handle.pending.delete(message.id);
-            pending.resolve(message);
-          }
-        });
-        worker.addEventListener('error', (event) => {
-          const cause =
-            event.error instanceof Error ? event.error.message : (event.message ?? 'an error in the worker');
-          fail(new Error(`data-parallel worker ${rank} crashed: ${cause}`));
-        });
-        worker.addEventListener('exit', ({ code }) => {
-          if (code !== 0 || handle.pending.size > 0) {
-            fail(new Error(`data-parallel worker ${rank} exited with code ${code}`));
-          } else {
-            handle.failure ??= new Error(`data-parallel worker ${rank} has exited`);
-          }
-        });
-      });
+      const ready = watch(handle);
       // Awaited below; a worker stopped because a later one failed to start must not reject unheard.
       ready.catch(() => {});
       started.push(ready);
