@@ -5,6 +5,7 @@ import {
   linearGrowth,
   median,
   medianRatio,
+  medianSlowestExcess,
   modelFlopsUtilisation,
   perplexityFromLosses,
   perplexityFromNll,
@@ -34,6 +35,22 @@ describe('medianRatio', () => {
     // Ratios 2, 0.5, 3: median 2; the ratio of the medians would be 4 / 4 = 1.
     expect(medianRatio([2, 4, 6], [1, 8, 2])).toBe(2);
     expect(() => medianRatio([1, 2], [1])).toThrow(/differ in length/);
+  });
+});
+
+describe('medianSlowestExcess', () => {
+  it("takes each step's slowest thread over the step's mean, then the median over the steps", () => {
+    // Excesses 1.2 / 1.1 - 1, 0 and 3 / 2 - 1: median 1/11.
+    expect(
+      medianSlowestExcess([
+        [1, 1.2],
+        [2, 2],
+        [1, 3],
+      ]),
+    ).toBeCloseTo(1 / 11, 12);
+    expect(medianSlowestExcess([[0.5, 0.5, 2]])).toBeCloseTo(1, 12);
+    expect(() => medianSlowestExcess([[1], []])).toThrow(/no threads/);
+    expect(() => medianSlowestExcess([])).toThrow(/no values/);
   });
 });
 

@@ -8,6 +8,20 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/**
+ * Median over the steps of the slowest thread's time over the threads' mean, minus 1 (each step's
+ * seconds per thread): what waiting for the last of equal shards costs a synchronous step.
+ */
+export function medianSlowestExcess(steps: readonly (readonly number[])[]): number {
+  return median(
+    steps.map((seconds) => {
+      if (seconds.length === 0) throw new Error('medianSlowestExcess: a step with no threads');
+      const mean = seconds.reduce((a, b) => a + b, 0) / seconds.length;
+      return Math.max(...seconds) / mean - 1;
+    }),
+  );
+}
+
 /** Median of the element-wise ratios `top[i] / bottom[i]` (paired measurements, taken side by side). */
 export function medianRatio(top: readonly number[], bottom: readonly number[]): number {
   if (top.length !== bottom.length) throw new Error('medianRatio: the lists differ in length');

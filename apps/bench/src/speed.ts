@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
 import { measureMatmulPeak } from './matmul_peak.js';
-import { median, medianRatio } from './metrics.js';
+import { median, medianRatio, medianSlowestExcess } from './metrics.js';
 import { PeerStepper, type PeerStepSpec } from './peer.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
@@ -84,6 +84,12 @@ export interface SpeedResults {
     shard_seconds: number[];
     /** Median over the steps of the share of the step this thread waited for the slowest worker. */
     wait_fraction: number;
+    /**
+     * Median over the steps of the slowest thread's seconds on its shard over the threads' mean,
+     * minus 1: shards of equal work on threads that run at different speeds (a shared machine's
+     * vCPUs) end apart, and the step waits for the last.
+     */
+    slowest_shard_excess?: number;
     /** Largest loss difference between the two runs (the same training, to float rounding). */
     max_loss_difference: number;
     load_average: [number, number];
@@ -97,6 +103,11 @@ export interface SpeedResults {
      * multiply-add where core's GEMM has it (`fused`): the SIMD units without memory traffic.
      */
     simd_ceiling?: CeilingPairs & { fused: boolean };
+    /**
+     * The same for copies of a 6 MiB array (each thread its own): memory-bound work, as a step's
+     * element-wise kernels on activations are.
+     */
+    stream_ceiling?: CeilingPairs;
     /** The same for core's matmul on the peak's shape (each thread its own backend): most of a step. */
     matmul_ceiling?: CeilingPairs & { shape: [number, number, number] };
   } | null;
@@ -401,6 +412,7 @@ async function dataParallelSpeed(
   try {
     ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'loop' }));
     ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'simd' }));
+    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'stream' }));
     ceilings.push(
       await ThreadCeiling.create(options.threads, { kind: 'matmul', shape: options.peakShape, backend }),
     );
@@ -470,9 +482,11 @@ async function dataParallelSpeed(
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
+      slowest_shard_excess: medianSlowestExcess(shards),
       ceiling: ceilingPairs(pairsByCeiling[0]!),
       simd_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), fused: ceilings[1]!.fusedMultiplyAdd === true },
-      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[2]!), shape: options.peakShape },
+      stream_ceiling: ceilingPairs(pairsByCeiling[2]!),
+      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[3]!), shape: options.peakShape },
     };
   } finally {
     for (const ceiling of ceilings) await ceiling.dispose();

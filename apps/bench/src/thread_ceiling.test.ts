@@ -1,7 +1,7 @@
 // ThreadCeiling: the split run does the one-thread run's work (the same sum, from every thread),
-// for the loop, the SIMD loop and for matmul products (a worker with its own backend), pairs time each side
-// whichever goes first, bad thread counts are refused, and the workers end with no tensor left
-// behind.
+// for the loop, the SIMD loop, the memory-bound copies and for matmul products (a worker with its
+// own backend), pairs time each side whichever goes first, bad thread counts are refused, and the
+// workers end with no tensor left behind.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { startBackend } from './backend.js';
@@ -58,6 +58,22 @@ describe('ThreadCeiling', () => {
       // Both threads run 3 of the 6 iterations: the worker answers what this thread gets.
       expect(await ceiling.split(6)).toBe(2 * ceiling.alone(3));
       expect(ceiling.alone(3)).not.toBe(ceiling.alone(0));
+      const pair = await ceiling.pair();
+      expect(pair.one).toBeGreaterThan(0);
+      expect(pair.all).toBeGreaterThan(0);
+    } finally {
+      await ceiling.dispose();
+    }
+  });
+
+  it('splits the copies: each thread copies its share of the units through its own arrays', async () => {
+    const ceiling = await ThreadCeiling.create(2, { kind: 'stream' }, 0.02);
+    try {
+      expect(ceiling.work).toBe('stream');
+      expect(ceiling.units % 2).toBe(0);
+      expect(ceiling.alone(3)).toBe(3);
+      // 4 copies here, 3 in the worker.
+      expect(await ceiling.split(7)).toBe(7);
       const pair = await ceiling.pair();
       expect(pair.one).toBeGreaterThan(0);
       expect(pair.all).toBeGreaterThan(0);

@@ -6,6 +6,9 @@
 //   tfjs, no messages but one per run): what the cores themselves give;
 // - 'simd': a register-bound WebAssembly SIMD loop (simd_loop.ts: multiply-add chains on locals,
 //   as busy as the GEMM's micro-kernel, no memory traffic): what the cores give to SIMD work;
+// - 'stream': copies of a 6 MiB array into another (each thread its own): memory-bound work, past
+//   each core's L2 and through the last-level cache and memory that the cores (and, on a virtual
+//   machine, other machines) share, as a step's element-wise kernels on activations are;
 // - 'matmul': core's GEMM on one shape (each thread its own backend and operands): the kernel that
 //   does most of a training step, with its traffic through the caches shared with other machines.
 
@@ -34,6 +37,24 @@ parentPort.postMessage('ready');
 
 const dotPasses = new Function(`${LOOP}; return dotPasses;`)() as (units: number) => number;
 
+/** Floats in each of the stream's two arrays (6 MiB: an activation tensor of a step, past an L2). */
+const STREAM_FLOATS = (6 << 20) / 4;
+
+/** The stream, as source: its arrays made once, then `units` copies; returns the units copied. */
+const STREAM = `
+const streamFrom = new Float32Array(${STREAM_FLOATS}).fill(1);
+const streamTo = new Float32Array(${STREAM_FLOATS});
+function copyPasses(units) {
+  for (let u = 0; u < units; u++) streamTo.set(streamFrom);
+  return units;
+}`;
+
+const STREAM_WORKER = `${STREAM}
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', (units) => parentPort.postMessage(copyPasses(units)));
+parentPort.postMessage('ready');
+`;
+
 /** The SIMD loop's worker: the module's bytes come as workerData. */
 const SIMD_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -47,6 +68,7 @@ parentPort.postMessage('ready');
 export type CeilingWork =
   | { kind: 'loop' }
   | { kind: 'simd' }
+  | { kind: 'stream' }
   | { kind: 'matmul'; shape: [number, number, number]; backend: 'wasm' | 'cpu' };
 
 /** Wall seconds of one run on this thread alone and of the same work split over every thread. */
@@ -82,6 +104,14 @@ function runnerFor(work: CeilingWork): Runner {
       startWorker: () => new Worker(SIMD_WORKER, { eval: true, workerData: bytes }),
       // Long enough in V8's baseline tier for its optimising one to take over (wasm has no OSR).
       warmUnits: 4_000_000,
+      dispose: () => {},
+    };
+  }
+  if (work.kind === 'stream') {
+    return {
+      alone: new Function(`${STREAM}; return copyPasses;`)() as (units: number) => number,
+      startWorker: () => new Worker(STREAM_WORKER, { eval: true }),
+      warmUnits: 100,
       dispose: () => {},
     };
   }
