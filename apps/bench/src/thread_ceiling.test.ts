@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it, vi } from 'vitest';
 import { startBackend } from './backend.js';
-import { ThreadCeiling } from './thread_ceiling.js';
+import { type CeilingWork, ThreadCeiling } from './thread_ceiling.js';
 
 describe('ThreadCeiling', () => {
   it("splits the loop over this thread and the workers: the halves' sums add up to the whole", async () => {
@@ -26,28 +26,33 @@ describe('ThreadCeiling', () => {
     }
   });
 
-  it('splits matmul products over this thread and a worker running its own backend', async () => {
-    await startBackend('wasm');
-    const tensors = tf.memory().numTensors;
-    const ceiling = await ThreadCeiling.create(
-      2,
-      { kind: 'matmul', shape: [64, 32, 48], backend: 'wasm' },
-      0.02,
-    );
-    try {
-      expect(ceiling.work).toBe('matmul');
-      expect(ceiling.units % 2).toBe(0);
-      expect(ceiling.alone(3)).toBe(3);
-      // Each thread answers with the products it ran: 4 here, 3 in the worker.
-      expect(await ceiling.split(7)).toBe(7);
-      const pair = await ceiling.pair();
-      expect(pair.one).toBeGreaterThan(0);
-      expect(pair.all).toBeGreaterThan(0);
-    } finally {
-      await ceiling.dispose();
-    }
-    expect(tf.memory().numTensors).toBe(tensors);
-  });
+  it.each([
+    {
+      what: 'matmul products (a worker running its own backend)',
+      work: { kind: 'matmul', shape: [64, 32, 48], backend: 'wasm' },
+    },
+    { what: 'copies of an array (each thread its own)', work: { kind: 'stream' } },
+  ] satisfies { what: string; work: CeilingWork }[])(
+    'splits $what: each thread answers with the units it ran',
+    async ({ work }) => {
+      await startBackend('wasm');
+      const tensors = tf.memory().numTensors;
+      const ceiling = await ThreadCeiling.create(2, work, 0.02);
+      try {
+        expect(ceiling.work).toBe(work.kind);
+        expect(ceiling.units % 2).toBe(0);
+        expect(ceiling.alone(3)).toBe(3);
+        // 4 units here, 3 in the worker.
+        expect(await ceiling.split(7)).toBe(7);
+        const pair = await ceiling.pair();
+        expect(pair.one).toBeGreaterThan(0);
+        expect(pair.all).toBeGreaterThan(0);
+      } finally {
+        await ceiling.dispose();
+      }
+      expect(tf.memory().numTensors).toBe(tensors);
+    },
+  );
 
   it('splits the SIMD loop: each thread runs its share of the iterations', async () => {
     await startBackend('wasm');
@@ -58,22 +63,6 @@ describe('ThreadCeiling', () => {
       // Both threads run 3 of the 6 iterations: the worker answers what this thread gets.
       expect(await ceiling.split(6)).toBe(2 * ceiling.alone(3));
       expect(ceiling.alone(3)).not.toBe(ceiling.alone(0));
-      const pair = await ceiling.pair();
-      expect(pair.one).toBeGreaterThan(0);
-      expect(pair.all).toBeGreaterThan(0);
-    } finally {
-      await ceiling.dispose();
-    }
-  });
-
-  it('splits the copies: each thread copies its share of the units through its own arrays', async () => {
-    const ceiling = await ThreadCeiling.create(2, { kind: 'stream' }, 0.02);
-    try {
-      expect(ceiling.work).toBe('stream');
-      expect(ceiling.units % 2).toBe(0);
-      expect(ceiling.alone(3)).toBe(3);
-      // 4 copies here, 3 in the worker.
-      expect(await ceiling.split(7)).toBe(7);
       const pair = await ceiling.pair();
       expect(pair.one).toBeGreaterThan(0);
       expect(pair.all).toBeGreaterThan(0);
