@@ -103,6 +103,17 @@ describe('bench smoke run', () => {
     expect(parallel.shard_seconds.every((s) => s > 0)).toBe(true);
     expect(parallel.threads_seconds_all).toHaveLength(parallel.one_thread_seconds_all.length);
     expect(Math.min(...parallel.threads_seconds_all)).toBe(parallel.threads_seconds);
+    expect(parallel.slowest_shard_excess).toBeGreaterThanOrEqual(0);
+    // Every ceiling was timed after every measured pair.
+    for (const ceiling of [
+      parallel.ceiling,
+      parallel.simd_ceiling,
+      parallel.stream_ceiling,
+      parallel.matmul_ceiling,
+    ]) {
+      expect(ceiling!.one_thread_seconds_all).toHaveLength(parallel.one_thread_seconds_all.length);
+      expect(ceiling!.threads_seconds_all.every((s) => s > 0)).toBe(true);
+    }
   });
 
   it('leaves no tensor behind (training runs, speed checks, evaluations)', () => {

@@ -25,7 +25,7 @@ import { timeOnce } from './run_technique.js';
 import type { TaskData } from './tasks.js';
 import { taskBatches } from './tasks.js';
 import { setUpTechnique, type Technique } from './techniques.js';
-import { type CeilingPair, ThreadCeiling } from './thread_ceiling.js';
+import { type CeilingPair, type CeilingWork, ThreadCeiling } from './thread_ceiling.js';
 
 export interface SpeedOptions {
   /** Interleaved rounds of steps (after two warm-up steps each). */
@@ -408,14 +408,19 @@ async function dataParallelSpeed(
   });
   const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
-  const ceilings: ThreadCeiling[] = [];
+  // Each ceiling with its measured pairs, found by the kind of work it times.
+  const ceilings: { ceiling: ThreadCeiling; measured: CeilingPair[] }[] = [];
+  const ceilingOf = (kind: CeilingWork['kind']) => ceilings.find((c) => c.ceiling.work === kind)!;
   try {
-    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'loop' }));
-    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'simd' }));
-    ceilings.push(await ThreadCeiling.create(options.threads, { kind: 'stream' }));
-    ceilings.push(
-      await ThreadCeiling.create(options.threads, { kind: 'matmul', shape: options.peakShape, backend }),
-    );
+    const works: CeilingWork[] = [
+      { kind: 'loop' },
+      { kind: 'simd' },
+      { kind: 'stream' },
+      { kind: 'matmul', shape: options.peakShape, backend },
+    ];
+    for (const work of works) {
+      ceilings.push({ ceiling: await ThreadCeiling.create(options.threads, work), measured: [] });
+    }
     for (const parallel of [false, true]) {
       const { trainer, module } = await techniqueTrainer(
         lora,
@@ -433,7 +438,6 @@ async function dataParallelSpeed(
     const cpu: [number[], number[]] = [[], []];
     const shards: number[][] = [];
     const waits: number[] = [];
-    const pairsByCeiling: CeilingPair[][] = ceilings.map(() => []);
     let maxLossDifference = 0;
     // Block 0 is the warm-up; every block gives both sides the same two batches.
     for (let block = 0; block <= pairs; block++) {
@@ -462,9 +466,9 @@ async function dataParallelSpeed(
       for (const [k, loss] of losses[0]!.entries()) {
         maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[1]![k]!));
       }
-      for (const [i, ceiling] of ceilings.entries()) {
+      for (const { ceiling, measured } of ceilings) {
         const pair = await ceiling.pair(oneFirst);
-        if (block > 0) pairsByCeiling[i]!.push(pair);
+        if (block > 0) measured.push(pair);
       }
     }
     const one = Math.min(...wall[0]);
@@ -483,13 +487,16 @@ async function dataParallelSpeed(
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
       slowest_shard_excess: medianSlowestExcess(shards),
-      ceiling: ceilingPairs(pairsByCeiling[0]!),
-      simd_ceiling: { ...ceilingPairs(pairsByCeiling[1]!), fused: ceilings[1]!.fusedMultiplyAdd === true },
-      stream_ceiling: ceilingPairs(pairsByCeiling[2]!),
-      matmul_ceiling: { ...ceilingPairs(pairsByCeiling[3]!), shape: options.peakShape },
+      ceiling: ceilingPairs(ceilingOf('loop').measured),
+      simd_ceiling: {
+        ...ceilingPairs(ceilingOf('simd').measured),
+        fused: ceilingOf('simd').ceiling.fusedMultiplyAdd === true,
+      },
+      stream_ceiling: ceilingPairs(ceilingOf('stream').measured),
+      matmul_ceiling: { ...ceilingPairs(ceilingOf('matmul').measured), shape: options.peakShape },
     };
   } finally {
-    for (const ceiling of ceilings) await ceiling.dispose();
+    for (const { ceiling } of ceilings) await ceiling.dispose();
     for (const trainer of trainers) trainer.dispose();
     for (const module of modules) module.dispose();
     await gradients.dispose();
