@@ -346,6 +346,7 @@ export class Session {
         true,
       );
 
+    const countTokens = (batch: number[][]) => batch.length * (seqLen - 1);
     // Replicas first: if one cannot start, nothing has changed but the fresh base.
     const replicas = this.#replicas;
     const gradients =
@@ -361,7 +362,7 @@ export class Session {
             backend: replicas.backend,
             ...(replicas.wasmPaths ? { wasmPaths: replicas.wasmPaths } : {}),
             seed: settings.seed,
-            countTokens: (batch) => batch.length * (seqLen - 1),
+            countTokens,
           })
         : null;
     try {
@@ -389,7 +390,7 @@ export class Session {
         schedule: constantScheduleWithWarmup({ warmupSteps: settings.warmupSteps }),
         ...(settings.maxGradNorm > 0 ? { maxGradNorm: settings.maxGradNorm } : {}),
         seed: settings.seed, // dropout masks and the order of the blocks
-        countTokens: (batch) => batch.length * (seqLen - 1),
+        countTokens,
         ...(gradients ? { gradients } : {}),
       });
       const batches = blockBatches(blocks, batchSize);

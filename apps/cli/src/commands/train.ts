@@ -166,6 +166,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
     (backend === 'webgpu'
       ? 1
       : DataParallelGradients.defaultThreads({ cores: availableParallelism(), modelBytes: 4 * parameters }));
+  const countTokens = (batch: number[][]) => batch.length * (options.seqLen - 1);
   // The workers first: if one cannot start, nothing is trained or written.
   const gradients =
     threads > 1 && backend !== 'webgpu'
@@ -179,11 +180,11 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
           } satisfies ReplicaOptions,
           backend,
           seed: options.seed,
-          countTokens: (batch) => batch.length * (options.seqLen - 1),
+          countTokens,
         })
       : null;
   try {
-    await train(options, { method, config, model, blocks, gradients });
+    await train(options, { method, config, model, blocks, countTokens, gradients });
   } finally {
     await gradients?.dispose();
   }
@@ -196,10 +197,11 @@ async function train(
     config: unknown;
     model: CausalLM;
     blocks: number[][];
+    countTokens: (batch: number[][]) => number;
     gradients: DataParallelGradients<number[][]> | null;
   },
 ): Promise<void> {
-  const { method, config, model, blocks, gradients } = run;
+  const { method, config, model, blocks, countTokens, gradients } = run;
   manualSeed(options.seed); // the adapter's initial weights
   const peft = getPeftModel(model, method, config, { modelType: model.modelType });
   await writeStdout(`${peft.trainableParametersSummary()}\n`);
@@ -214,7 +216,7 @@ async function train(
     gradientAccumulationSteps: options.gradientAccumulationSteps,
     ...(options.maxGradNorm > 0 ? { maxGradNorm: options.maxGradNorm } : {}),
     seed: options.seed, // dropout masks and the order of the blocks
-    countTokens: (batch) => batch.length * (options.seqLen - 1),
+    countTokens,
     ...(gradients ? { gradients } : {}),
     callbacks: {
       onStep: (info) => {

@@ -60,6 +60,14 @@ export function serveDataParallelReplica<B, O>(
   port: ReplicaPort = workerScope(),
 ): void {
   const send = (message: FromReplica, transfer: ArrayBuffer[] = []) => port.postMessage(message, transfer);
+  /** An error reply (`id` null: not a request's), with the error's stack where it has one. */
+  const sendError = (id: number | null, error: unknown, prefix = '') =>
+    send({
+      type: 'error',
+      id,
+      message: `${prefix}${errorMessage(error)}`,
+      ...((error as Error)?.stack ? { stack: (error as Error).stack } : {}),
+    });
   let ready: Promise<{ replica: DataParallelReplica<B>; parameters: Map<string, Parameter> } | null> | null =
     null;
 
@@ -94,12 +102,7 @@ export function serveDataParallelReplica<B, O>(
           return state;
         },
         (error: unknown) => {
-          send({
-            type: 'error',
-            id: null,
-            message: `setup failed: ${errorMessage(error)}`,
-            ...((error as Error)?.stack ? { stack: (error as Error).stack } : {}),
-          });
+          sendError(null, error, 'setup failed: ');
           return null;
         },
       );
@@ -127,20 +130,20 @@ export function serveDataParallelReplica<B, O>(
     }
     try {
       const { parameters, replica } = state;
-      for (const [name, shape, data] of message.updates) {
+      const parameterNamed = (name: string) => {
         const parameter = parameters.get(name);
         if (!parameter) throw new Error(`the replica has no parameter "${name}"`);
+        return parameter;
+      };
+      for (const [name, shape, data] of message.updates) {
+        const parameter = parameterNamed(name);
         const value = tf.tensor(data, shape, parameter.dtype);
         parameter.assign(value);
         value.dispose();
       }
       const trainable = new Set(message.trainable);
       for (const [name, parameter] of parameters) parameter.requiresGrad = trainable.has(name);
-      const variables = message.trainable.map((name) => {
-        const parameter = parameters.get(name);
-        if (!parameter) throw new Error(`the replica has no parameter "${name}"`);
-        return parameter.variable;
-      });
+      const variables = message.trainable.map((name) => parameterNamed(name).variable);
       replica.module.train();
       const started = performance.now();
       const { value, grads } = tf.variableGrads(() => replica.loss(message.batch as B), variables);
@@ -164,12 +167,7 @@ export function serveDataParallelReplica<B, O>(
         arrays.flatMap((a) => (a === null ? [] : [a.buffer as ArrayBuffer])),
       );
     } catch (error) {
-      send({
-        type: 'error',
-        id: message.id,
-        message: errorMessage(error),
-        ...((error as Error)?.stack ? { stack: (error as Error).stack } : {}),
-      });
+      sendError(message.id, error);
     }
   }
 }
