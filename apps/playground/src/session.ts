@@ -206,13 +206,11 @@ export class Session {
     this.#source = source;
     this.#model = model;
     this.#tokenizer = tokenizer!;
-    let parameters = 0;
-    for (const [, parameter] of model.namedParameters()) parameters += parameter.value.size;
     const config = model.config as ModelConfigJson;
     this.#info = {
       label: source.label,
       modelType: model.modelType,
-      parameters,
+      parameters: model.countParameters().all,
       layers: numberField(config, 'n_layer', 'num_hidden_layers'),
       hiddenSize: numberField(config, 'n_embd', 'hidden_size'),
       vocabSize: numberField(config, 'vocab_size'),

@@ -159,13 +159,14 @@ export async function trainCommand(options: TrainCommandOptions): Promise<void> 
       `--threads ${options.threads} needs the wasm or cpu backend (webgpu trains on the GPU)`,
     );
   const { model } = await loadModelFolder(folders);
-  let parameters = 0;
-  for (const [, parameter] of model.namedParameters()) parameters += parameter.value.size;
   const threads =
     options.threads ??
     (backend === 'webgpu'
       ? 1
-      : DataParallelGradients.defaultThreads({ cores: availableParallelism(), modelBytes: 4 * parameters }));
+      : DataParallelGradients.defaultThreads({
+          cores: availableParallelism(),
+          modelBytes: 4 * model.countParameters().all,
+        }));
   const countTokens = (batch: number[][]) => batch.length * (options.seqLen - 1);
   // The workers first: if one cannot start, nothing is trained or written.
   const gradients =

@@ -469,17 +469,6 @@ export class PeftModel<M extends Module = Module> extends Module {
     return this.model;
   }
 
-  /** Trainable and total parameter counts (buffers excluded), as PEFT's `get_nb_trainable_parameters`. */
-  countParameters(): { trainable: number; all: number } {
-    let trainable = 0;
-    let all = 0;
-    for (const [, parameter] of this.namedParameters()) {
-      all += parameter.size;
-      if (parameter.requiresGrad) trainable += parameter.size;
-    }
-    return { trainable, all };
-  }
-
   /** PEFT's line: `trainable params: 294,912 || all params: 124,734,720 || trainable%: 0.2364`. */
   trainableParametersSummary(): string {
     const { trainable, all } = this.countParameters();

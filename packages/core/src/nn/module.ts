@@ -141,6 +141,17 @@ export abstract class Module {
     return [...this.namedParameters()].map(([, p]) => p);
   }
 
+  /** Trainable and total parameter counts (buffers excluded), as PEFT's `get_nb_trainable_parameters`. */
+  countParameters(): { trainable: number; all: number } {
+    let trainable = 0;
+    let all = 0;
+    for (const [, parameter] of this.namedParameters()) {
+      all += parameter.size;
+      if (parameter.requiresGrad) trainable += parameter.size;
+    }
+    return { trainable, all };
+  }
+
   /** The descendant at a dotted path ('' is this module). */
   getSubmodule(path: string): Module {
     if (path === '') return this;
