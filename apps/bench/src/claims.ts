@@ -267,6 +267,16 @@ export const GENERATION_FLAT = 1.2;
  * a register-bound loop, a register-bound SIMD loop, memory-bound copies and core's matmul get from
  * the same threads, and training's share of each.
  */
+/**
+ * Weak scaling beside the target's split batch: each thread on a bench batch of its own (the batch
+ * per device of Hugging Face's Trainer and PyTorch's DDP), tokens per second against one thread's.
+ */
+function perThreadBatchNote(parallel: NonNullable<SpeedResults['data_parallel']>): string {
+  const weak = parallel.per_thread_batch;
+  if (!weak) return '';
+  return `; with a batch per thread instead (${parallel.threads} x ${weak.rows_per_thread} rows, as Hugging Face's Trainer counts a batch per device) ${ratio(weak.median_pair_speedup)} the tokens per second (median of ${weak.seconds_all.length} pairs, shards ${weak.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, the slowest ${pct(weak.slowest_shard_excess)} over their mean)`;
+}
+
 function ceilingNote(parallel: NonNullable<SpeedResults['data_parallel']>): string {
   const ceilings: { what: string; speedup: number }[] = [];
   if (parallel.ceiling) {
@@ -399,7 +409,7 @@ export function speedTargets(results: BenchResults): TargetRow[] {
     parallel
       ? {
           target: `${parallel.threads} threads give >= ${goal(parallel.threads)}x the 1-thread throughput (LoRA, data-parallel workers)`,
-          measured: `${ratio(parallel.median_pair_speedup)} (median of ${parallel.one_thread_seconds_all.length} step pairs, wall; least disturbed steps ${parallel.one_thread_seconds.toFixed(2)} s vs ${parallel.threads_seconds.toFixed(2)} s, ${ratio(parallel.speedup)}; ${parallel.work_overhead >= 0 ? '+' : ''}${pct(parallel.work_overhead)} work; shards ${parallel.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, waiting ${pct(parallel.wait_fraction)} of the step${parallel.slowest_shard_excess !== undefined ? `, the slowest shard ${pct(parallel.slowest_shard_excess)} over their mean` : ''}; load ${parallel.load_average[0].toFixed(1)} -> ${parallel.load_average[1].toFixed(1)}${ceilingNote(parallel)})`,
+          measured: `${ratio(parallel.median_pair_speedup)} (median of ${parallel.one_thread_seconds_all.length} step pairs, wall; least disturbed steps ${parallel.one_thread_seconds.toFixed(2)} s vs ${parallel.threads_seconds.toFixed(2)} s, ${ratio(parallel.speedup)}; ${parallel.work_overhead >= 0 ? '+' : ''}${pct(parallel.work_overhead)} work; shards ${parallel.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, waiting ${pct(parallel.wait_fraction)} of the step${parallel.slowest_shard_excess !== undefined ? `, the slowest shard ${pct(parallel.slowest_shard_excess)} over their mean` : ''}; load ${parallel.load_average[0].toFixed(1)} -> ${parallel.load_average[1].toFixed(1)}${ceilingNote(parallel)}${perThreadBatchNote(parallel)})`,
           met: parallel.median_pair_speedup >= 0.9 * parallel.threads ? 'yes' : 'no',
         }
       : {

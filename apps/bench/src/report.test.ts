@@ -328,6 +328,14 @@ describe('speed targets', () => {
           median_pair_speedup: 0.35 / 0.2,
           shape: [1024, 384, 1152],
         },
+        // A batch per thread: pair by pair 2 x 2 / 2.2, 2 x 2.2 / 2.3, 2 x 2.1 / 2.25, median 1.87x.
+        per_thread_batch: {
+          rows_per_thread: 8,
+          seconds_all: [2.2, 2.3, 2.25],
+          median_pair_speedup: (2 * 2.1) / 2.25,
+          shard_seconds: [1.1, 1.12],
+          slowest_shard_excess: 0.009,
+        },
       },
       skipped: {},
     };
@@ -338,6 +346,9 @@ describe('speed targets', () => {
     );
     expect(row('2 threads').measured).toContain(
       'waiting 3.0% of the step, the slowest shard 4.2% over their mean; load',
+    );
+    expect(row('2 threads').measured).toMatch(
+      /; with a batch per thread instead \(2 x 8 rows, as Hugging Face's Trainer counts a batch per device\) 1\.87x the tokens per second \(median of 3 pairs, shards 1\.10 \/ 1\.12 s, the slowest 0\.9% over their mean\)\)$/,
     );
     expect(row("LoRA's step at most 0.72x").met).toBe('no');
     expect(row("LoRA's step at most 0.72x").measured).toMatch(

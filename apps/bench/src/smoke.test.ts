@@ -104,6 +104,12 @@ describe('bench smoke run', () => {
     expect(parallel.threads_seconds_all).toHaveLength(parallel.one_thread_seconds_all.length);
     expect(Math.min(...parallel.threads_seconds_all)).toBe(parallel.threads_seconds);
     expect(parallel.slowest_shard_excess).toBeGreaterThanOrEqual(0);
+    // A batch per thread: timed in the same blocks, both threads on a whole batch of their own.
+    const weak = parallel.per_thread_batch!;
+    expect(weak.seconds_all).toHaveLength(parallel.one_thread_seconds_all.length);
+    expect(weak.rows_per_thread).toBe(2);
+    expect(weak.shard_seconds).toHaveLength(2);
+    expect(weak.shard_seconds.every((s) => s > 0)).toBe(true);
     // Every ceiling was timed after every measured pair.
     for (const ceiling of [
       parallel.ceiling,

@@ -110,6 +110,19 @@ export interface SpeedResults {
     stream_ceiling?: CeilingPairs;
     /** The same for core's matmul on the peak's shape (each thread its own backend): most of a step. */
     matmul_ceiling?: CeilingPairs & { shape: [number, number, number] };
+    /**
+     * Weak scaling, as Hugging Face's Trainer and PyTorch's DDP count a batch (per device): each of
+     * `threads` threads takes a whole bench batch of its own (`threads` x the rows in all), timed in
+     * the same blocks as the two sides above. `median_pair_speedup` is tokens per second against
+     * the one-thread side's in the same block: `threads` x its step over this step, median of pairs.
+     */
+    per_thread_batch?: {
+      rows_per_thread: number;
+      seconds_all: number[];
+      median_pair_speedup: number;
+      shard_seconds: number[];
+      slowest_shard_excess: number;
+    };
   } | null;
   /** Why a check was skipped, by check. */
   skipped: Record<string, string>;
@@ -382,7 +395,20 @@ async function generationSpeed(
   }
 }
 
-/** LoRA trained on one thread and on `threads` from the same weights and batches, steps interleaved. */
+/** The orders of the data-parallel check's three sides (one thread, split batch, batch per thread). */
+const SIDE_ORDERS = [
+  [0, 1, 2],
+  [1, 2, 0],
+  [2, 0, 1],
+  [0, 2, 1],
+  [1, 0, 2],
+  [2, 1, 0],
+] as const;
+
+/**
+ * LoRA trained on one thread and on `threads` from the same weights and batches, steps interleaved;
+ * and on `threads` with a batch per thread (weak scaling).
+ */
 async function dataParallelSpeed(
   loadBase: () => Promise<CausalLM>,
   lora: Technique,
@@ -398,14 +424,19 @@ async function dataParallelSpeed(
   const steps = 2 + 2 * pairs;
   const replica: ReplicaOptions = { model: options.model, technique: lora.name, steps };
   const backend = options.backend === 'cpu' ? 'cpu' : 'wasm';
-  const gradients = await DataParallelGradients.create<LabelledRow[]>({
-    startWorker: nodeDataParallelWorkers(siblingModule(import.meta.url, 'replica')),
-    setupOptions: replica,
-    threads: options.threads,
-    countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),
-    seed: options.seed,
-    backend,
-  });
+  const startGradients = () =>
+    DataParallelGradients.create<LabelledRow[]>({
+      startWorker: nodeDataParallelWorkers(siblingModule(import.meta.url, 'replica')),
+      setupOptions: replica,
+      threads: options.threads,
+      countTokens: (rows) => rows.reduce((n, row) => n + row.mask.reduce((a, b) => a + b, 0), 0),
+      seed: options.seed,
+      backend,
+    });
+  // The batch split over the threads (strong scaling), and a batch per thread (weak scaling): each
+  // side its own workers, so that neither resends every weight to the other's replicas.
+  const gradients = await startGradients();
+  let perThreadGradients: DataParallelGradients<LabelledRow[]> | null = null;
   const modules: Module[] = [];
   const trainers: Trainer<LabelledRow[]>[] = [];
   // Each ceiling with its measured pairs, found by the kind of work it times.
@@ -421,45 +452,45 @@ async function dataParallelSpeed(
     for (const work of works) {
       ceilings.push({ ceiling: await ThreadCeiling.create(options.threads, work), measured: [] });
     }
-    for (const parallel of [false, true]) {
-      const { trainer, module } = await techniqueTrainer(
-        lora,
-        loadBase,
-        steps,
-        options.seed,
-        parallel ? gradients : undefined,
-      );
+    perThreadGradients = await startGradients();
+    for (const sideGradients of [undefined, gradients, perThreadGradients]) {
+      const { trainer, module } = await techniqueTrainer(lora, loadBase, steps, options.seed, sideGradients);
       modules.push(module);
       trainers.push(trainer);
     }
     const next = taskBatches(data, 'sotu', options.batch, options.seed);
+    const nextPerThread = taskBatches(data, 'sotu', options.batch * options.threads, options.seed + 1);
     const load0 = loadavg()[0]!;
-    const wall: [number[], number[]] = [[], []];
-    const cpu: [number[], number[]] = [[], []];
+    const wall: [number[], number[], number[]] = [[], [], []];
+    const cpu: [number[], number[], number[]] = [[], [], []];
     const shards: number[][] = [];
+    const perThreadShards: number[][] = [];
     const waits: number[] = [];
     let maxLossDifference = 0;
-    // Block 0 is the warm-up; every block gives both sides the same two batches.
+    // Block 0 is the warm-up; every block gives the one-thread and the split side the same two
+    // batches, and the batch-per-thread side two of its own.
     for (let block = 0; block <= pairs; block++) {
       const batches = [next(), next()];
+      const perThreadBatches = [nextPerThread(), nextPerThread()];
       const losses: number[][] = [[], []];
-      // The sides take turns going first: neither always follows the other's steps.
-      const oneFirst = block % 2 === 0;
-      for (const i of oneFirst ? [0, 1] : [1, 0]) {
+      // The sides take turns in every order: none always follows another's steps.
+      const order = SIDE_ORDERS[block % SIDE_ORDERS.length]!;
+      const oneFirst = order.indexOf(0) < order.indexOf(1);
+      for (const i of order) {
         const trainer = trainers[i]!;
-        for (const [k, rows] of batches.entries()) {
+        for (const [k, rows] of (i === 2 ? perThreadBatches : batches).entries()) {
           let loss = 0;
           const timing = await timeOnce(async () => {
             loss = (await trainer.trainStep(rows)).loss;
           });
-          losses[i]!.push(loss);
+          if (i < 2) losses[i]!.push(loss);
           if (block === 0 || k === 0) continue;
           wall[i]!.push(timing.wall);
           cpu[i]!.push(timing.cpu);
-          const split = i === 1 ? gradients.lastStepTimings : null;
+          const split = i === 0 ? null : (i === 1 ? gradients : perThreadGradients).lastStepTimings;
           if (split) {
-            shards.push(split.shardSeconds);
-            waits.push(split.waitSeconds / timing.wall);
+            (i === 1 ? shards : perThreadShards).push(split.shardSeconds);
+            if (i === 1) waits.push(split.waitSeconds / timing.wall);
           }
         }
       }
@@ -494,12 +525,23 @@ async function dataParallelSpeed(
       },
       stream_ceiling: ceilingPairs(ceilingOf('stream').measured),
       matmul_ceiling: { ...ceilingPairs(ceilingOf('matmul').measured), shape: options.peakShape },
+      per_thread_batch: {
+        rows_per_thread: options.batch,
+        seconds_all: wall[2],
+        median_pair_speedup: medianRatio(
+          wall[0].map((s) => s * options.threads),
+          wall[2],
+        ),
+        shard_seconds: perThreadShards[0]!.map((_, thread) => median(perThreadShards.map((s) => s[thread]!))),
+        slowest_shard_excess: medianSlowestExcess(perThreadShards),
+      },
     };
   } finally {
     for (const { ceiling } of ceilings) await ceiling.dispose();
     for (const trainer of trainers) trainer.dispose();
     for (const module of modules) module.dispose();
     await gradients.dispose();
+    await perThreadGradients?.dispose();
   }
 }
 
