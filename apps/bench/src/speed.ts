@@ -395,14 +395,17 @@ async function generationSpeed(
   }
 }
 
-/** The orders of the data-parallel check's three sides (one thread, split batch, batch per thread). */
+/** The data-parallel check's three sides, and the orders they take turns in. */
+const ONE_THREAD = 0;
+const SPLIT_BATCH = 1;
+const BATCH_PER_THREAD = 2;
 const SIDE_ORDERS = [
-  [0, 1, 2],
-  [1, 2, 0],
-  [2, 0, 1],
-  [0, 2, 1],
-  [1, 0, 2],
-  [2, 1, 0],
+  [ONE_THREAD, SPLIT_BATCH, BATCH_PER_THREAD],
+  [SPLIT_BATCH, BATCH_PER_THREAD, ONE_THREAD],
+  [BATCH_PER_THREAD, ONE_THREAD, SPLIT_BATCH],
+  [ONE_THREAD, BATCH_PER_THREAD, SPLIT_BATCH],
+  [SPLIT_BATCH, ONE_THREAD, BATCH_PER_THREAD],
+  [BATCH_PER_THREAD, SPLIT_BATCH, ONE_THREAD],
 ] as const;
 
 /**
@@ -453,6 +456,7 @@ async function dataParallelSpeed(
       ceilings.push({ ceiling: await ThreadCeiling.create(options.threads, work), measured: [] });
     }
     perThreadGradients = await startGradients();
+    // Indexed by side: ONE_THREAD, SPLIT_BATCH, BATCH_PER_THREAD.
     for (const sideGradients of [undefined, gradients, perThreadGradients]) {
       const { trainer, module } = await techniqueTrainer(lora, loadBase, steps, options.seed, sideGradients);
       modules.push(module);
@@ -475,44 +479,46 @@ async function dataParallelSpeed(
       const losses: number[][] = [[], []];
       // The sides take turns in every order: none always follows another's steps.
       const order = SIDE_ORDERS[block % SIDE_ORDERS.length]!;
-      const oneFirst = order.indexOf(0) < order.indexOf(1);
+      const oneFirst = order.indexOf(ONE_THREAD) < order.indexOf(SPLIT_BATCH);
       for (const i of order) {
         const trainer = trainers[i]!;
-        for (const [k, rows] of (i === 2 ? perThreadBatches : batches).entries()) {
+        for (const [k, rows] of (i === BATCH_PER_THREAD ? perThreadBatches : batches).entries()) {
           let loss = 0;
           const timing = await timeOnce(async () => {
             loss = (await trainer.trainStep(rows)).loss;
           });
-          if (i < 2) losses[i]!.push(loss);
+          if (i !== BATCH_PER_THREAD) losses[i]!.push(loss);
           if (block === 0 || k === 0) continue;
           wall[i]!.push(timing.wall);
           cpu[i]!.push(timing.cpu);
-          const split = i === 0 ? null : (i === 1 ? gradients : perThreadGradients).lastStepTimings;
-          if (split) {
-            (i === 1 ? shards : perThreadShards).push(split.shardSeconds);
-            if (i === 1) waits.push(split.waitSeconds / timing.wall);
+          if (i === SPLIT_BATCH) {
+            const split = gradients.lastStepTimings!;
+            shards.push(split.shardSeconds);
+            waits.push(split.waitSeconds / timing.wall);
+          } else if (i === BATCH_PER_THREAD) {
+            perThreadShards.push(perThreadGradients!.lastStepTimings!.shardSeconds);
           }
         }
       }
-      for (const [k, loss] of losses[0]!.entries()) {
-        maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[1]![k]!));
+      for (const [k, loss] of losses[ONE_THREAD]!.entries()) {
+        maxLossDifference = Math.max(maxLossDifference, Math.abs(loss - losses[SPLIT_BATCH]![k]!));
       }
       for (const { ceiling, measured } of ceilings) {
         const pair = await ceiling.pair(oneFirst);
         if (block > 0) measured.push(pair);
       }
     }
-    const one = Math.min(...wall[0]);
-    const many = Math.min(...wall[1]);
+    const one = Math.min(...wall[ONE_THREAD]);
+    const many = Math.min(...wall[SPLIT_BATCH]);
     return {
       threads: options.threads,
       one_thread_seconds: one,
       threads_seconds: many,
       speedup: one / many,
-      work_overhead: Math.min(...cpu[1]) / Math.min(...cpu[0]) - 1,
-      one_thread_seconds_all: wall[0],
-      threads_seconds_all: wall[1],
-      median_pair_speedup: medianRatio(wall[0], wall[1]),
+      work_overhead: Math.min(...cpu[SPLIT_BATCH]) / Math.min(...cpu[ONE_THREAD]) - 1,
+      one_thread_seconds_all: wall[ONE_THREAD],
+      threads_seconds_all: wall[SPLIT_BATCH],
+      median_pair_speedup: medianRatio(wall[ONE_THREAD], wall[SPLIT_BATCH]),
       shard_seconds: shards[0]!.map((_, thread) => median(shards.map((s) => s[thread]!))),
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
@@ -527,10 +533,10 @@ async function dataParallelSpeed(
       matmul_ceiling: { ...ceilingPairs(ceilingOf('matmul').measured), shape: options.peakShape },
       per_thread_batch: {
         rows_per_thread: options.batch,
-        seconds_all: wall[2],
+        seconds_all: wall[BATCH_PER_THREAD],
         median_pair_speedup: medianRatio(
-          wall[0].map((s) => s * options.threads),
-          wall[2],
+          wall[ONE_THREAD].map((s) => s * options.threads),
+          wall[BATCH_PER_THREAD],
         ),
         shard_seconds: perThreadShards[0]!.map((_, thread) => median(perThreadShards.map((s) => s[thread]!))),
         slowest_shard_excess: medianSlowestExcess(perThreadShards),
