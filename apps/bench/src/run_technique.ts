@@ -197,7 +197,7 @@ export async function runTechnique(
     const evaluation = evaluate(model, data, [task], options.batch);
     const run: TaskRun = { task, losses, evaluation };
     if (options.measure) {
-      const { trainable, all } = setup.peft ? setup.peft.countParameters() : countParameters(model);
+      const { trainable, all } = (setup.peft ?? model).countParameters();
       const kind = setup.peft ? setup.peft.adapter(setup.peft.activeAdapter!).method.kind : null;
       const prefixLength = kind === 'prompt' ? (model.attentionPrefix?.length ?? 0) : 0;
       run.speed = {
@@ -225,14 +225,4 @@ export async function runTechnique(
     trainer.dispose();
     setup.module.dispose();
   }
-}
-
-function countParameters(model: CausalLM): { trainable: number; all: number } {
-  let trainable = 0;
-  let all = 0;
-  for (const [, parameter] of model.namedParameters()) {
-    all += parameter.size;
-    if (parameter.requiresGrad) trainable += parameter.size;
-  }
-  return { trainable, all };
 }
