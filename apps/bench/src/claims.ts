@@ -258,15 +258,9 @@ export interface TargetRow {
   met: 'yes' | 'no' | 'not measured';
 }
 
-/** Issue 10's speed targets, from this run's CPU times (the work itself, whatever the machine's load). */
 /** Generation is "flat" when its per-token time's trend grows by at most 20% across the context. */
 export const GENERATION_FLAT = 1.2;
 
-/**
- * The machine's own ceilings beside the two-thread ratio (each a median over the same pairs): what
- * a register-bound loop, a register-bound SIMD loop, memory-bound copies and core's matmul get from
- * the same threads, and training's share of each.
- */
 /**
  * Weak scaling beside the target's split batch: each thread on a bench batch of its own (the batch
  * per device of Hugging Face's Trainer and PyTorch's DDP), tokens per second against one thread's.
@@ -277,6 +271,11 @@ function perThreadBatchNote(parallel: NonNullable<SpeedResults['data_parallel']>
   return `; with a batch per thread instead (${parallel.threads} x ${weak.rows_per_thread} rows, as Hugging Face's Trainer counts a batch per device) ${ratio(weak.median_pair_speedup)} the tokens per second (median of ${weak.seconds_all.length} pairs, shards ${weak.shard_seconds.map((s) => s.toFixed(2)).join(' / ')} s, the slowest ${pct(weak.slowest_shard_excess)} over their mean)`;
 }
 
+/**
+ * The machine's own ceilings beside the two-thread ratio (each a median over the same pairs): what
+ * a register-bound loop, a register-bound SIMD loop, memory-bound copies and core's matmul get from
+ * the same threads, and training's share of each.
+ */
 function ceilingNote(parallel: NonNullable<SpeedResults['data_parallel']>): string {
   const ceilings: { what: string; speedup: number }[] = [];
   if (parallel.ceiling) {
@@ -309,6 +308,7 @@ function ceilingNote(parallel: NonNullable<SpeedResults['data_parallel']>): stri
   return `; the machine's own ceilings in the same pairs, alone vs split over ${parallel.threads} threads, median pair: ${described.join(', ')}`;
 }
 
+/** Issue 10's speed targets, from this run's CPU times (the work itself, whatever the machine's load). */
 export function speedTargets(results: BenchResults): TargetRow[] {
   const by = new Map(results.techniques.map((t) => [t.method, t]));
   const lora = by.get('lora');

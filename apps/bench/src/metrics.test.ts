@@ -4,6 +4,7 @@ import {
   accuracyDifferenceMargin,
   linearGrowth,
   median,
+  medianPerThread,
   medianRatio,
   medianSlowestExcess,
   modelFlopsUtilisation,
@@ -27,6 +28,20 @@ describe('median', () => {
     median(values);
     expect(values).toEqual([3, 1, 2]);
     expect(() => median([])).toThrow(/no values/);
+  });
+});
+
+describe('medianPerThread', () => {
+  it("takes each thread's median over the steps, not the median of a step", () => {
+    // Thread 0: 1, 3, 2 -> 2; thread 1: 5, 4, 9 -> 5.
+    expect(
+      medianPerThread([
+        [1, 5],
+        [3, 4],
+        [2, 9],
+      ]),
+    ).toEqual([2, 5]);
+    expect(() => medianPerThread([])).toThrow(/no steps/);
   });
 });
 

@@ -22,6 +22,12 @@ export function medianSlowestExcess(steps: readonly (readonly number[])[]): numb
   );
 }
 
+/** Per thread, the median over the steps of its seconds (each step lists every thread's, in one order). */
+export function medianPerThread(steps: readonly (readonly number[])[]): number[] {
+  if (steps.length === 0) throw new Error('medianPerThread: no steps');
+  return steps[0]!.map((_, thread) => median(steps.map((seconds) => seconds[thread]!)));
+}
+
 /** Median of the element-wise ratios `top[i] / bottom[i]` (paired measurements, taken side by side). */
 export function medianRatio(top: readonly number[], bottom: readonly number[]): number {
   if (top.length !== bottom.length) throw new Error('medianRatio: the lists differ in length');

@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LabelledRow } from './data.js';
 import { maskedLMLoss } from './lm.js';
 import { measureMatmulPeak } from './matmul_peak.js';
-import { median, medianRatio, medianSlowestExcess } from './metrics.js';
+import { median, medianPerThread, medianRatio, medianSlowestExcess } from './metrics.js';
 import { PeerStepper, type PeerStepSpec } from './peer.js';
 import type { ReplicaOptions } from './replica.js';
 import { timeOnce } from './run_technique.js';
@@ -466,7 +466,8 @@ async function dataParallelSpeed(
     const nextPerThread = taskBatches(data, 'sotu', options.batch * options.threads, options.seed + 1);
     const load0 = loadavg()[0]!;
     const wall: [number[], number[], number[]] = [[], [], []];
-    const cpu: [number[], number[], number[]] = [[], [], []];
+    // CPU time of the two sides that do the same training (the split's extra work).
+    const cpu: number[][] = [[], []];
     const shards: number[][] = [];
     const perThreadShards: number[][] = [];
     const waits: number[] = [];
@@ -490,7 +491,7 @@ async function dataParallelSpeed(
           if (i !== BATCH_PER_THREAD) losses[i]!.push(loss);
           if (block === 0 || k === 0) continue;
           wall[i]!.push(timing.wall);
-          cpu[i]!.push(timing.cpu);
+          if (i !== BATCH_PER_THREAD) cpu[i]!.push(timing.cpu);
           if (i === SPLIT_BATCH) {
             const split = gradients.lastStepTimings!;
             shards.push(split.shardSeconds);
@@ -515,11 +516,11 @@ async function dataParallelSpeed(
       one_thread_seconds: one,
       threads_seconds: many,
       speedup: one / many,
-      work_overhead: Math.min(...cpu[SPLIT_BATCH]) / Math.min(...cpu[ONE_THREAD]) - 1,
+      work_overhead: Math.min(...cpu[SPLIT_BATCH]!) / Math.min(...cpu[ONE_THREAD]!) - 1,
       one_thread_seconds_all: wall[ONE_THREAD],
       threads_seconds_all: wall[SPLIT_BATCH],
       median_pair_speedup: medianRatio(wall[ONE_THREAD], wall[SPLIT_BATCH]),
-      shard_seconds: shards[0]!.map((_, thread) => median(shards.map((s) => s[thread]!))),
+      shard_seconds: medianPerThread(shards),
       wait_fraction: median(waits),
       max_loss_difference: maxLossDifference,
       load_average: [load0, loadavg()[0]!],
@@ -538,7 +539,7 @@ async function dataParallelSpeed(
           wall[ONE_THREAD].map((s) => s * options.threads),
           wall[BATCH_PER_THREAD],
         ),
-        shard_seconds: perThreadShards[0]!.map((_, thread) => median(perThreadShards.map((s) => s[thread]!))),
+        shard_seconds: medianPerThread(perThreadShards),
         slowest_shard_excess: medianSlowestExcess(perThreadShards),
       },
     };
